@@ -13,6 +13,19 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def _root() -> None:
+    """AutoOps: a self-healing controller for AI model serving on Ray Serve."""
+
+
+@app.command()
+def version() -> None:
+    """Print the AutoOps version."""
+    from autoops import __version__
+
+    typer.echo(__version__)
+
+
 def main() -> None:
     """Run the ``autoops`` command line."""
     app()

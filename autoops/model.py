@@ -72,6 +72,8 @@ class AppliedState:
     replicas: Mapping[str, int]
     """Replicas of the controlled deployment per region (all versions together)."""
     cascade_threshold: float | None = None
+    shadow_version: str | None = None
+    shadow_fraction: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +165,9 @@ class SetTraffic:
     """Route this share of traffic to each version (absolute; sums to 1)."""
 
     weights: Mapping[str, float]
+    shadow_version: str | None = None
+    """Version receiving a mirror of traffic whose answers are recorded, then discarded."""
+    shadow_fraction: float = 0.0
     kind: Literal[ActionKind.SET_TRAFFIC] = ActionKind.SET_TRAFFIC
 
 

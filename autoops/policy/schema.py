@@ -374,12 +374,10 @@ class Guardrails(_Model):
     scale_cooldown_s: NonNegFloat = Field(
         default=30.0, description="No scaling change within this long of the previous one."
     )
-    dry_run: bool = Field(
-        default=False, description="Decide and audit, but apply nothing."
-    )
-    require_approval: tuple[Literal["promote", "rollback", "set_replicas", "set_region_weights", "retrain"], ...] = Field(  # noqa: E501
-        default=(), description="Actions that wait for a human's approval."
-    )
+    dry_run: bool = Field(default=False, description="Decide and audit, but apply nothing.")
+    require_approval: tuple[
+        Literal["promote", "rollback", "set_replicas", "set_region_weights", "retrain"], ...
+    ] = Field(default=(), description="Actions that wait for a human's approval.")
 
 
 # --------------------------------------------------------------------------- degradation

@@ -49,9 +49,9 @@ class Region:
         return self.latency_ms.get(group, max(self.latency_ms.values(), default=0.0))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RegionCatalogue:
-    """Every known region, by name."""
+    """Every known region, by name (compared and hashed by identity, so it can key a memo)."""
 
     regions: Mapping[str, Region] = field(default_factory=dict)
 

@@ -1,0 +1,113 @@
+"""Reactive and predictive scaling: how many replicas the load needs (before guards)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+from autoops.core.forecast import linear_trend
+from autoops.core.state import ScalingState
+from autoops.policy.schema import Scaling
+
+
+@dataclass(frozen=True, slots=True)
+class ScalingVerdict:
+    """The scaling rule's answer: a total replica target (or None to keep), and why."""
+
+    desired: int | None
+    reason: str
+    state: ScalingState
+    overloaded: bool = False
+    """Load is above the band even at the desired replicas (capacity pressure)."""
+
+
+def append_rate(state: ScalingState, now: float, rate: float | None, keep: int) -> ScalingState:
+    """Add one (time, rate) point to the bounded history; missing rates are not recorded."""
+    if rate is None:
+        return state
+    history = (*state.rate_history, (now, rate))[-keep:]
+    return replace(state, rate_history=history)
+
+
+def decide_scaling(
+    policy: Scaling,
+    state: ScalingState,
+    now: float,
+    load: float | None,
+    load_complete: bool,
+    rate: float | None,
+    current: int,
+) -> ScalingVerdict:
+    """Return the total replicas the load calls for, honouring the band and stabilisation.
+
+    Missing load never scales down; partial load (a lower bound) may only scale up.
+    """
+    target = policy.target_ongoing_requests
+    if load is None:
+        cleared = replace(state, above_since=None, below_since=None)
+        return ScalingVerdict(None, "no load data: replicas held", cleared)
+    capacity = max(current, 1)
+    per_replica = load / capacity
+    needed = math.ceil(load / target) if load > 0 else 0
+    upper = target * (1 + policy.tolerance)
+    lower = target * (1 - policy.tolerance)
+
+    # Predictive: a significant upward trend, converted to load by Little's law.
+    if policy.predictive.enabled and rate and rate > 0:
+        forecast = linear_trend(state.rate_history, policy.predictive.horizon_s)
+        if forecast is not None and forecast.slope > 0:
+            predicted_load = forecast.value * (load / rate)
+            predicted_need = math.ceil(predicted_load / target)
+            if predicted_load / capacity > upper and predicted_need > current:
+                return ScalingVerdict(
+                    predicted_need,
+                    f"forecast {forecast.value:.1f} rps in {policy.predictive.horizon_s:g}s "
+                    f"(trend {forecast.slope:+.2f} rps/s, t={forecast.t_stat:.1f}) needs "
+                    f"{predicted_need} replicas for {predicted_load:.1f} in flight",
+                    replace(state, above_since=state.above_since or now, below_since=None),
+                    overloaded=predicted_need > policy.max_replicas,
+                )
+
+    if per_replica > upper or (current == 0 and load > 0):
+        above = state.above_since if state.above_since is not None else now
+        new_state = replace(state, above_since=above, below_since=None)
+        waited = now - above
+        overloaded = needed > policy.max_replicas
+        if waited >= policy.upscale_stabilization_s:
+            return ScalingVerdict(
+                needed,
+                f"{load:.1f} requests in flight on {current} replicas "
+                f"({per_replica:.2f} each > {upper:.2f}): {needed} replicas needed",
+                new_state,
+                overloaded=overloaded,
+            )
+        return ScalingVerdict(
+            None,
+            f"load above the band for {waited:.0f}s of {policy.upscale_stabilization_s:g}s",
+            new_state,
+            overloaded=overloaded,
+        )
+    if per_replica < lower and current > policy.min_replicas:
+        if not load_complete:
+            cleared = replace(state, above_since=None, below_since=None)
+            return ScalingVerdict(None, "load data incomplete: no scale-down", cleared)
+        below = state.below_since if state.below_since is not None else now
+        new_state = replace(state, above_since=None, below_since=below)
+        waited = now - below
+        if waited >= policy.downscale_stabilization_s:
+            return ScalingVerdict(
+                needed,
+                f"{load:.1f} requests in flight on {current} replicas "
+                f"({per_replica:.2f} each < {lower:.2f}) for {waited:.0f}s: {needed} replicas",
+                new_state,
+            )
+        return ScalingVerdict(
+            None,
+            f"load below the band for {waited:.0f}s of {policy.downscale_stabilization_s:g}s",
+            new_state,
+        )
+    return ScalingVerdict(
+        None,
+        f"load {per_replica:.2f} per replica within the band [{lower:.2f}, {upper:.2f}]",
+        replace(state, above_since=None, below_since=None),
+    )
