@@ -21,52 +21,88 @@ class Aggregate:
     burn_windows: Mapping[int, float | None]
 
 
-def _weighted(pairs: list[tuple[float, float]]) -> float | None:
-    """Mean of values weighted by rate; plain mean when every weight is zero."""
-    if not pairs:
-        return None
-    total = sum(w for _, w in pairs)
-    if total <= 0:
-        return sum(v for v, _ in pairs) / len(pairs)
-    return sum(v * w for v, w in pairs) / total
+_EMPTY = Aggregate(None, None, None, None, None, None, {})
 
 
 def aggregate_version(rows: Iterable[VersionMetrics]) -> Aggregate:
-    """Combine one version's rows across regions; any missing component stays None."""
-    rows = list(rows)
-    if not rows:
-        return Aggregate(None, None, None, None, None, None, {})
-    rates = [r.request_rate for r in rows]
-    rate = None if any(x is None for x in rates) else sum(x for x in rates if x is not None)
+    """Combine one version's rows across regions; any missing component stays None.
 
-    def combine(attr: str) -> float | None:
-        pairs: list[tuple[float, float]] = []
-        for r in rows:
-            value = getattr(r, attr)
-            if value is None:
-                continue
-            pairs.append((float(value), r.request_rate or 0.0))
-        return _weighted(pairs)
-
-    counts = [r.request_count for r in rows]
-    count = None if all(c is None for c in counts) else sum(c or 0.0 for c in counts)
-    windows: dict[int, float | None] = {}
-    for window in {w for r in rows for w in r.error_ratio_by_window}:
-        pairs = [
-            (float(v), r.request_rate or 0.0)
-            for r in rows
-            if (v := r.error_ratio_by_window.get(window)) is not None
-        ]
-        windows[window] = _weighted(pairs)
-    error_ratio = None if any(r.error_ratio is None for r in rows) else combine("error_ratio")
+    Rates and counts add up; ratios and latencies are means weighted by request rate (a plain
+    mean when every rate is zero). A missing rate or error ratio in any row makes the total
+    missing: a partial sum would look like a healthy drop.
+    """
+    rate = 0.0
+    rate_missing = False
+    err_missing = False
+    count: float | None = None
+    # (sum of value*weight, sum of weight, sum of value, n) per weighted metric
+    e_vw = e_w = e_v = 0.0
+    l_vw = l_w = l_v = 0.0
+    a_vw = a_w = a_v = 0.0
+    s_vw = s_w = s_v = 0.0
+    e_n = l_n = a_n = s_n = 0
+    windows: dict[int, list[float]] | None = None
+    n_rows = 0
+    for r in rows:
+        n_rows += 1
+        w = r.request_rate
+        if w is None:
+            rate_missing = True
+            w = 0.0
+        else:
+            rate += w
+        if r.request_count is not None:
+            count = (count or 0.0) + r.request_count
+        v = r.error_ratio
+        if v is None:
+            err_missing = True
+        else:
+            e_vw += v * w
+            e_w += w
+            e_v += v
+            e_n += 1
+        v = r.latency_p99_ms
+        if v is not None:
+            l_vw += v * w
+            l_w += w
+            l_v += v
+            l_n += 1
+        v = r.accuracy
+        if v is not None:
+            a_vw += v * w
+            a_w += w
+            a_v += v
+            a_n += 1
+        v = r.shadow_disagreement
+        if v is not None:
+            s_vw += v * w
+            s_w += w
+            s_v += v
+            s_n += 1
+        if r.error_ratio_by_window:
+            if windows is None:
+                windows = {}
+            for window, ratio in r.error_ratio_by_window.items():
+                if ratio is not None:
+                    acc = windows.setdefault(window, [0.0, 0.0, 0.0, 0.0])
+                    acc[0] += ratio * w
+                    acc[1] += w
+                    acc[2] += ratio
+                    acc[3] += 1
+    if n_rows == 0:
+        return _EMPTY
+    burn: dict[int, float | None] = {}
+    if windows:
+        for window, (vw, ww, vs, n) in windows.items():
+            burn[window] = vw / ww if ww > 0 else vs / n
     return Aggregate(
-        request_rate=rate,
-        error_ratio=error_ratio,
-        latency_p99_ms=combine("latency_p99_ms"),
-        accuracy=combine("accuracy"),
-        shadow_disagreement=combine("shadow_disagreement"),
+        request_rate=None if rate_missing else rate,
+        error_ratio=None if err_missing or e_n == 0 else (e_vw / e_w if e_w > 0 else e_v / e_n),
+        latency_p99_ms=None if l_n == 0 else (l_vw / l_w if l_w > 0 else l_v / l_n),
+        accuracy=None if a_n == 0 else (a_vw / a_w if a_w > 0 else a_v / a_n),
+        shadow_disagreement=None if s_n == 0 else (s_vw / s_w if s_w > 0 else s_v / s_n),
         request_count=count,
-        burn_windows=windows,
+        burn_windows=burn,
     )
 
 
@@ -119,10 +155,15 @@ def degraded_regions(
     A region counts as erring only when other regions are not, so a fleet-wide fault is not
     blamed on a region.
     """
-    reasons: dict[str, str] = {}
-    for name, sig in signals.items():
-        if sig.healthy is False:
-            reasons[name] = "region marked unhealthy by the health signal"
+    reasons: dict[str, str] = {
+        name: "region marked unhealthy by the health signal"
+        for name, sig in signals.items()
+        if sig.healthy is False
+    }
+    if not any(
+        row.error_ratio is not None and row.error_ratio > error_limit for row in snapshot.metrics
+    ):
+        return reasons
     by_region: dict[str, list[VersionMetrics]] = {}
     for row in snapshot.metrics:
         by_region.setdefault(row.region, []).append(row)

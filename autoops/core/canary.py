@@ -294,7 +294,8 @@ def progress(
         stable = max(applied, key=lambda v: (applied[v], v)) if applied else None
     if stable is None:
         return RolloutStep((), ("no stable version known",), {}, state, {})
-    state = replace(state, stable_version=stable)
+    if state.stable_version != stable:
+        state = replace(state, stable_version=stable)
     actions: list[Action] = []
     reasons: list[str] = []
 
@@ -378,7 +379,7 @@ def progress(
         evidence["rollout.failed_checks"] = failed
         if analysis.check is Check.CRITICAL or failed >= rollout.failed_check_limit:
             why = (
-                "critical failure"
+                f"critical failure ({analysis.reasons[-1]})"
                 if analysis.check is Check.CRITICAL
                 else (f"{failed} failed checks reached the limit {rollout.failed_check_limit}")
             )

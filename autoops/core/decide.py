@@ -14,9 +14,15 @@ from autoops.core.aggregate import (
     total_rate,
 )
 from autoops.core.canary import RolloutStep, progress
-from autoops.core.guards import GuardInput, apply_guards, replica_cost
-from autoops.core.placement import Placement, objective_of, place, split_replicas
-from autoops.core.scaling import ScalingVerdict, append_rate, decide_scaling
+from autoops.core.guards import (
+    GuardInput,
+    apply_guards,
+    cap_shift,
+    drop_unchanged,
+    replica_cost,
+)
+from autoops.core.placement import Placement, objective_of, place, signal_map, split_replicas
+from autoops.core.scaling import ScalingVerdict, append_rate, cleared_timers, decide_scaling
 from autoops.core.state import ControllerState, DecisionContext, Phase
 from autoops.model import (
     MUTATING_KINDS,
@@ -27,7 +33,6 @@ from autoops.model import (
     FindingKind,
     Hold,
     Promote,
-    RegionSignals,
     Retrain,
     Rollback,
     SetCascadeThreshold,
@@ -78,6 +83,9 @@ def _target_region_weights(
         reasons.append("placement: " + "; ".join(placement.reasons) + ": weights held")
         return dict(applied)
     active = {r for r, w in applied.items() if w > 0}
+    if not placement.informed and active and not active & forced:
+        reasons.append("placement: " + "; ".join(placement.reasons) + ": weights held")
+        return dict(applied)
     if not active or active & forced or sum(applied.values()) <= 0:
         if active & forced:
             reasons.append(
@@ -93,9 +101,18 @@ def _target_region_weights(
     if _same_weights(applied, placement.weights, 1e-3):
         return dict(applied)
     h = policy.guardrails.region_hysteresis
+    left_out = sorted(r for r in active if r in placement.excluded)
+    if left_out:
+        reasons.append(
+            "placement: moving off "
+            + ", ".join(f"{r} ({placement.excluded[r]})" for r in left_out)
+            + f"; {'; '.join(placement.reasons)}"
+        )
+        return dict(placement.weights)
     if math.isinf(current) or better < current * (1 - h):
         reasons.append(
-            f"placement: {'; '.join(placement.reasons)} (objective {current:.3g} -> {better:.3g})"
+            f"placement: {'; '.join(placement.reasons)} (objective {current:.3g} -> {better:.3g}, "
+            f"more than the {h:.0%} hysteresis)"
         )
         return dict(placement.weights)
     return dict(applied)
@@ -120,8 +137,8 @@ def _cascade(
     evidence["stable.accuracy"] = accuracy
     floor = policy.intent.accuracy_floor
     if floor is not None and accuracy is not None and accuracy < floor:
-        target = min(deg.normal_threshold, current + deg.step)
-        if target > current:
+        target = round(min(deg.normal_threshold, current + deg.step), 4)
+        if target > current + 1e-6:
             reasons.append(
                 f"accuracy {accuracy:.1%} under the floor {floor:.1%}: cascade threshold "
                 f"{current:.2f} -> {target:.2f} (more to the large model)"
@@ -132,16 +149,16 @@ def _cascade(
         if floor is not None and accuracy is None:
             reasons.append(f"{pressure}, but accuracy is unknown: no degradation below the floor")
             return None
-        target = max(deg.min_threshold, current - deg.step)
-        if target < current:
+        target = round(max(deg.min_threshold, current - deg.step), 4)
+        if target < current - 1e-6:
             reasons.append(
                 f"{pressure}: cascade threshold {current:.2f} -> {target:.2f} "
                 "(more answered by the small model)"
             )
             return target
         return None
-    if relaxed and current < deg.normal_threshold:
-        target = min(deg.normal_threshold, current + deg.step)
+    if relaxed and current < deg.normal_threshold - 1e-6:
+        target = round(min(deg.normal_threshold, current + deg.step), 4)
         reasons.append(f"pressure gone: cascade threshold {current:.2f} -> {target:.2f}")
         return target
     return None
@@ -154,7 +171,7 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
     reasons: list[str] = []
     evidence: Evidence = {}
     actions: list[Action] = []
-    signals: dict[str, RegionSignals] = {s.region: s for s in snapshot.signals}
+    signals = signal_map(snapshot.signals)
 
     ok, why_not = metrics_usable(policy, snapshot, now)
     degraded = (
@@ -203,7 +220,7 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
         new_state = replace(
             state,
             rollout=rollout_state,
-            scaling=replace(scaling_state, above_since=None, below_since=None),
+            scaling=cleared_timers(scaling_state),
         )
         return _finish(ctx, actions, reasons, evidence, new_state, degraded, False, pending_rollout)
 
@@ -282,6 +299,15 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
         evidence[f"region.{name}.score"] = round(score, 4) if math.isfinite(score) else None
     if not _same_weights(region_weights, applied.region_weights, 1e-4):
         actions.append(SetRegionWeights(region_weights))
+        evacuating = forced & {r for r, w in applied.region_weights.items() if w > 0}
+        if not evacuating:
+            # The blast-radius guard moves only part of the traffic this tick: replicas must
+            # follow the traffic that will really be there, not the final target.
+            region_weights = cap_shift(
+                region_weights,
+                applied.region_weights,
+                policy.guardrails.max_traffic_shift / 100.0,
+            )
 
     replicas_target = (
         split_replicas(desired_total, region_weights) if region_weights else dict(applied.replicas)
@@ -308,12 +334,13 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
         actions.append(SetCascadeThreshold(threshold))
 
     slo_at_risk = verdict.desired is not None and verdict.desired > current_total
-    new_state = replace(
-        state,
-        rollout=rollout_state,
-        scaling=scaling_state,
-        retrain_requested_at=retrain_state[0],
-        retrain_base_version=retrain_state[1],
+    new_state = ControllerState(
+        rollout_state,
+        scaling_state,
+        state.action_times,
+        state.last_region_change_at,
+        retrain_state[0],
+        retrain_state[1],
     )
     return _finish(
         ctx, actions, reasons, evidence, new_state, degraded, slo_at_risk, pending_rollout
@@ -356,6 +383,13 @@ def _finish(
     )
     guarded = apply_guards(actions, guard_input)
     reasons.extend(guarded.notes)
+    guarded.actions = drop_unchanged(
+        guarded.actions,
+        applied.traffic,
+        applied.region_weights,
+        applied.replicas,
+        applied.cascade_threshold,
+    )
 
     final: list[Action] = []
     pending: list[Action] = list(rollout_pending)
@@ -394,8 +428,12 @@ def _finish(
             ),
         )
 
-    times = tuple(t for t in state.action_times if now - t < HOUR_S)
-    times += tuple(now for a in final if a.kind in MUTATING_KINDS)
+    times = state.action_times
+    if times and now - times[0] >= HOUR_S:
+        times = tuple(t for t in times if now - t < HOUR_S)
+    applied_count = sum(1 for a in final if a.kind in MUTATING_KINDS)
+    if applied_count:
+        times = (*times, *([now] * applied_count))
     scaling = state.scaling
     current_total = sum(applied.replicas.values())
     for action in final:
@@ -411,8 +449,13 @@ def _finish(
     last_region = state.last_region_change_at
     if any(isinstance(a, SetRegionWeights) for a in final):
         last_region = now
-    new_state = replace(
-        state, action_times=times, scaling=scaling, last_region_change_at=last_region
+    new_state = ControllerState(
+        state.rollout,
+        scaling,
+        times,
+        last_region,
+        state.retrain_requested_at,
+        state.retrain_base_version,
     )
     decision = Decision(
         time=now,

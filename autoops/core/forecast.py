@@ -32,25 +32,35 @@ def linear_trend(
     n = len(points)
     if n < 4:
         return None
-    mean_t = sum(p[0] for p in points) / n
-    mean_y = sum(p[1] for p in points) / n
-    sxx = sum((p[0] - mean_t) ** 2 for p in points)
+    # One pass; times and values relative to the first point for numerical stability.
+    t0, y0 = points[0]
+    st = sy = stt = sty = syy = 0.0
+    for t_abs, y_abs in points:
+        t = t_abs - t0
+        y = y_abs - y0
+        st += t
+        sy += y
+        stt += t * t
+        sty += t * y
+        syy += y * y
+    sxx = stt - st * st / n
     if sxx <= 0:
         return None
-    sxy = sum((p[0] - mean_t) * (p[1] - mean_y) for p in points)
+    sxy = sty - st * sy / n
     slope = sxy / sxx
-    intercept = mean_y - slope * mean_t
-    residual = sum((p[1] - (intercept + slope * p[0])) ** 2 for p in points)
+    mean_t = st / n
+    intercept = sy / n - slope * mean_t
+    residual = max(syy - sy * sy / n - slope * sxy, 0.0)
     dof = n - 2
-    if residual <= 0:
-        t_stat = math.inf if slope != 0 else 0.0
+    if residual <= 1e-12 * max(syy, 1e-12):
+        t_stat = math.copysign(math.inf, slope) if slope != 0 else 0.0
     else:
         se = math.sqrt(residual / dof / sxx)
         t_stat = slope / se if se > 0 else 0.0
     if abs(t_stat) < min_t_stat:
         return None
-    t_now = points[-1][0]
-    level = intercept + slope * t_now
+    t_now = points[-1][0] - t0
+    level = y0 + intercept + slope * t_now
     return TrendForecast(
         value=max(0.0, level + slope * horizon_s), slope=slope, t_stat=t_stat, level=level
     )

@@ -17,7 +17,6 @@ from autoops.model import (
     ActionKind,
     Alert,
     GuardChange,
-    Rollback,
     SetCascadeThreshold,
     SetRegionWeights,
     SetReplicas,
@@ -83,8 +82,18 @@ def _fmt(action: Action) -> str:
     return action.kind.value
 
 
+def _spread(replicas: Mapping[str, int], g: GuardInput) -> dict[str, float]:
+    """Where replicas go when re-split: the action's own spread, else what runs now."""
+    weights = {r: float(n) for r, n in replicas.items() if n > 0}
+    if weights:
+        return weights
+    weights = {r: float(n) for r, n in g.applied_replicas.items() if n > 0}
+    return weights or dict(g.applied_region_weights)
+
+
 def _normalise(weights: Mapping[str, float]) -> dict[str, float]:
-    clipped = {k: min(max(v, 0.0), 1.0) for k, v in weights.items()}
+    """Weights scaled to sum to 1, keeping their proportions (negatives count as 0)."""
+    clipped = {k: max(v, 0.0) for k, v in weights.items()}
     total = sum(clipped.values())
     if total <= 0:
         return clipped
@@ -237,35 +246,32 @@ def blast_radius(result: GuardResult, g: GuardInput) -> None:
     for action in result.actions:
         new: Action = action
         if isinstance(action, SetTraffic) and not g.exempt_traffic:
-            new = replace(action, weights=_cap_shift(action.weights, g.applied_traffic, max_shift))
+            new = replace(action, weights=cap_shift(action.weights, g.applied_traffic, max_shift))
         elif isinstance(action, SetRegionWeights):
             if not (g.forced_regions & {r for r, w in g.applied_region_weights.items() if w > 0}):
                 new = replace(
-                    action, weights=_cap_shift(action.weights, g.applied_region_weights, max_shift)
+                    action, weights=cap_shift(action.weights, g.applied_region_weights, max_shift)
                 )
         elif isinstance(action, SetReplicas) and max_step is not None:
             current = sum(g.applied_replicas.values())
             delta = action.total - current
             if abs(delta) > max_step:
                 total = current + max_step * (1 if delta > 0 else -1)
-                new = SetReplicas(
-                    split_replicas(total, {r: float(n) for r, n in action.replicas.items()})
-                )
+                new = SetReplicas(split_replicas(total, _spread(action.replicas, g)))
         if new != action:
+            what = (
+                f"at most {max_step} replicas added or removed per step"
+                if isinstance(action, SetReplicas)
+                else f"at most {max_shift:.0%} of traffic moved per step"
+            )
             result.changes.append(
-                GuardChange(
-                    "blast_radius",
-                    action.kind,
-                    _fmt(action),
-                    _fmt(new),
-                    f"at most {max_shift:.0%} of traffic or {max_step} replicas per step",
-                )
+                GuardChange("blast_radius", action.kind, _fmt(action), _fmt(new), what)
             )
         out.append(new)
     result.actions = out
 
 
-def _cap_shift(
+def cap_shift(
     target: Mapping[str, float], current: Mapping[str, float], max_shift: float
 ) -> dict[str, float]:
     """Move from ``current`` toward ``target`` so no key gains more than ``max_shift``."""
@@ -383,11 +389,42 @@ PIPELINE: tuple[tuple[str, Guard], ...] = (
 def apply_guards(actions: list[Action], g: GuardInput) -> GuardResult:
     """Run every guard in order over the actions."""
     result = GuardResult(list(actions))
+    if not actions:
+        return result
     for _, guard in PIPELINE:
         guard(result, g)
     return result
 
 
-def is_rollback(action: Action) -> bool:
-    """True for a rollback action."""
-    return isinstance(action, Rollback)
+def drop_unchanged(
+    actions: list[Action],
+    traffic: Mapping[str, float],
+    region_weights: Mapping[str, float],
+    replicas: Mapping[str, int],
+    cascade: float | None,
+) -> list[Action]:
+    """Leave out changes that a guard turned into what is already applied (no-op actions)."""
+    out: list[Action] = []
+    for action in actions:
+        if isinstance(action, SetReplicas) and _same(action.replicas, replicas, 0):
+            continue
+        if isinstance(action, SetRegionWeights) and _same(action.weights, region_weights, 1e-6):
+            continue
+        if (
+            isinstance(action, SetTraffic)
+            and action.shadow_version is None
+            and _same(action.weights, traffic, 1e-6)
+        ):
+            continue
+        if (
+            isinstance(action, SetCascadeThreshold)
+            and cascade is not None
+            and abs(action.threshold - cascade) < 1e-9
+        ):
+            continue
+        out.append(action)
+    return out
+
+
+def _same(a: Mapping[str, float], b: Mapping[str, float], tol: float) -> bool:
+    return all(abs(a.get(k, 0) - b.get(k, 0)) <= tol for k in set(a) | set(b))

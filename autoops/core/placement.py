@@ -21,6 +21,8 @@ class Placement:
     reasons: tuple[str, ...]
     excluded: Mapping[str, str]
     """Allowed regions left out, with why."""
+    informed: bool = True
+    """False when no candidate had the signal the objective needs (weights are a fallback)."""
 
 
 def region_cost_per_hour(region: Region, signal: RegionSignals | None) -> float:
@@ -53,9 +55,55 @@ def place(
         intent,
         latency_slo_ms,
         catalogue,
-        tuple(sorted(signals.items())),
-        tuple(sorted(degraded.items())),
+        _freeze(signals),
+        tuple(sorted(degraded.items())) if degraded else (),
     )
+
+
+_MAPS: dict[int, tuple[tuple[RegionSignals, ...], Mapping[str, RegionSignals]]] = {}
+
+
+def signal_map(signals: tuple[RegionSignals, ...]) -> Mapping[str, RegionSignals]:
+    """Signals by region (read-only), memoised by identity: a tick's snapshots share one tuple."""
+    hit = _MAPS.get(id(signals))
+    if hit is not None and hit[0] is signals:
+        return hit[1]
+    mapping = {s.region: s for s in signals}
+    if len(_MAPS) > 64:
+        _MAPS.clear()
+    _MAPS[id(signals)] = (signals, mapping)
+    return mapping
+
+
+class _FrozenSignals:
+    """Signals as a sorted tuple with its hash computed once (it keys the placement memo)."""
+
+    __slots__ = ("_hash", "items")
+
+    def __init__(self, items: tuple[tuple[str, RegionSignals], ...]) -> None:
+        self.items = items
+        self._hash = hash(items)
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _FrozenSignals) and other.items == self.items
+
+
+_FROZEN: dict[int, tuple[Mapping[str, RegionSignals], _FrozenSignals]] = {}
+
+
+def _freeze(signals: Mapping[str, RegionSignals]) -> _FrozenSignals:
+    """The signals, frozen and memoised by identity (one signals map serves a whole pass)."""
+    hit = _FROZEN.get(id(signals))
+    if hit is not None and hit[0] is signals:
+        return hit[1]
+    frozen = _FrozenSignals(tuple(sorted(signals.items())))
+    if len(_FROZEN) > 64:
+        _FROZEN.clear()
+    _FROZEN[id(signals)] = (signals, frozen)
+    return frozen
 
 
 @lru_cache(maxsize=256)
@@ -63,11 +111,11 @@ def _place_cached(
     intent: Intent,
     latency_slo_ms: float,
     catalogue: RegionCatalogue,
-    signal_items: tuple[tuple[str, RegionSignals], ...],
+    signal_items: _FrozenSignals,
     degraded_items: tuple[tuple[str, str], ...],
 ) -> Placement:
     """Pure placement, memoised on its inputs (placement is shared by every target of a policy)."""
-    signals = dict(signal_items)
+    signals = dict(signal_items.items)
     degraded = dict(degraded_items)
     excluded: dict[str, str] = {}
     candidates: dict[str, tuple[float | None, float, float]] = {}
@@ -104,10 +152,14 @@ def _place_cached(
     scores = _scores(intent, candidates)
     ranked = sorted(scores, key=lambda n: (scores[n], n))
     chosen = [n for n in ranked if math.isfinite(scores[n])][: intent.min_regions]
+    informed = bool(chosen)
     if not chosen:
-        # Every candidate lacks the signal the objective needs: spread evenly, say so.
-        chosen = ranked[: intent.min_regions]
-        reasons.append(f"no {intent.objective.value} data for any allowed region: spread evenly")
+        # Every candidate lacks the signal the objective needs: no basis to prefer one.
+        chosen = ranked
+        reasons.append(
+            f"no {intent.objective.value} data for any allowed region: spread evenly "
+            "over the healthy ones"
+        )
     share = 1.0 / len(chosen)
     weights = {n: share for n in chosen}
     reasons.append(
@@ -115,7 +167,7 @@ def _place_cached(
         + ", ".join(f"{n}={scores[n]:.3g}" for n in ranked)
         + f"; chosen {', '.join(chosen)}"
     )
-    return Placement(weights, scores, tuple(reasons), excluded)
+    return Placement(weights, scores, tuple(reasons), excluded, informed)
 
 
 def _scores(

@@ -26,7 +26,16 @@ def append_rate(state: ScalingState, now: float, rate: float | None, keep: int) 
     if rate is None:
         return state
     history = (*state.rate_history, (now, rate))[-keep:]
-    return replace(state, rate_history=history)
+    return ScalingState(
+        state.above_since, state.below_since, state.last_scale_at, state.last_direction, history
+    )
+
+
+def cleared_timers(state: ScalingState) -> ScalingState:
+    """The state with both stabilisation timers stopped (the same object when already stopped)."""
+    if state.above_since is None and state.below_since is None:
+        return state
+    return replace(state, above_since=None, below_since=None)
 
 
 def decide_scaling(
@@ -44,7 +53,7 @@ def decide_scaling(
     """
     target = policy.target_ongoing_requests
     if load is None:
-        cleared = replace(state, above_since=None, below_since=None)
+        cleared = cleared_timers(state)
         return ScalingVerdict(None, "no load data: replicas held", cleared)
     capacity = max(current, 1)
     per_replica = load / capacity
@@ -89,7 +98,7 @@ def decide_scaling(
         )
     if per_replica < lower and current > policy.min_replicas:
         if not load_complete:
-            cleared = replace(state, above_since=None, below_since=None)
+            cleared = cleared_timers(state)
             return ScalingVerdict(None, "load data incomplete: no scale-down", cleared)
         below = state.below_since if state.below_since is not None else now
         new_state = replace(state, above_since=None, below_since=below)
@@ -109,5 +118,5 @@ def decide_scaling(
     return ScalingVerdict(
         None,
         f"load {per_replica:.2f} per replica within the band [{lower:.2f}, {upper:.2f}]",
-        replace(state, above_since=None, below_since=None),
+        cleared_timers(state),
     )

@@ -1,0 +1,140 @@
+"""decide(ctx): degradation, drift remediation, pause, dry-run, explanations."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoops.core.decide import decide
+from autoops.core.state import ControllerState
+from autoops.model import (
+    ActionKind,
+    Finding,
+    FindingKind,
+    Retrain,
+    SetCascadeThreshold,
+    SetReplicas,
+    Verdict,
+)
+from tests.unit.fakes import applied, context, make_policy, row, snapshot
+
+
+def cascade_action(decision: object) -> SetCascadeThreshold | None:
+    actions = getattr(decision, "actions", ())
+    return next((a for a in actions if isinstance(a, SetCascadeThreshold)), None)
+
+
+@pytest.mark.parametrize(
+    ("case", "accuracy", "floor", "ongoing", "expected"),
+    [
+        ("overload_at_max_degrades", 0.95, 0.9, 60.0, 0.7),
+        ("overload_but_accuracy_under_floor_restores", 0.85, 0.9, 60.0, 0.9),
+        ("overload_with_unknown_accuracy_holds", None, 0.9, 60.0, None),
+        ("no_floor_and_unknown_accuracy_degrades", None, None, 60.0, 0.7),
+        ("pressure_gone_restores_toward_normal", 0.95, 0.9, 2.0, 0.9),
+    ],
+)
+def test_cascade_threshold_moves_with_pressure_and_the_accuracy_floor(
+    case: str, accuracy: float | None, floor: float | None, ongoing: float, expected: float | None
+) -> None:
+    policy = make_policy(
+        scaling={"max_replicas": 4, "downscale_stabilization_s": 600},
+        intent={"accuracy_floor": floor},
+        degradation={"normal_threshold": 0.9, "min_threshold": 0.3, "step": 0.1},
+    )
+    world = applied(replicas={"eu-west": 4}, cascade=0.8)
+    snap = snapshot(0, (row("v1", ongoing=ongoing, accuracy=accuracy),), world)
+    decision, _ = decide(context(0, snap, policy))
+    action = cascade_action(decision)
+    if expected is None:
+        assert action is None, case
+    else:
+        assert action is not None, case
+        assert action.threshold == pytest.approx(expected), case
+
+
+def test_overload_scales_to_max_and_says_the_bound_clamped_it() -> None:
+    policy = make_policy(scaling={"max_replicas": 4})
+    snap = snapshot(0, (row("v1", ongoing=60.0),), applied(replicas={"eu-west": 2}))
+    decision, _ = decide(context(0, snap, policy))
+    replicas = next(a for a in decision.actions if isinstance(a, SetReplicas))
+    assert replicas.total == 4
+    assert any(c.guard == "bounds" and "max_replicas" in c.reason for c in decision.guard_changes)
+
+
+def drift(version: str | None = "v1") -> Finding:
+    return Finding(
+        FindingKind.DRIFT, "mmd", Verdict.FAIL, "inputs", version, statistics={"p_value": 1e-5}
+    )
+
+
+def test_drift_with_retrain_remediation_requests_one_retrain() -> None:
+    policy = make_policy(remediations={"on_drift": "retrain", "retrain_deadline_s": 3600})
+    state = ControllerState()
+    retrains: list[Retrain] = []
+    for t in (0.0, 5.0, 10.0):
+        snap = snapshot(t, (row("v1"),))
+        decision, state = decide(context(t, snap, policy, state, findings=(drift(),)))
+        retrains += [a for a in decision.actions if isinstance(a, Retrain)]
+    assert len(retrains) == 1
+    assert retrains[0].base_version == "v1"
+    assert retrains[0].deadline == pytest.approx(3600.0)
+
+
+def test_drift_with_alert_remediation_only_alerts() -> None:
+    snap = snapshot(0, (row("v1"),))
+    decision, _ = decide(context(0, snap, make_policy(), findings=(drift(),)))
+    assert [a.kind for a in decision.actions] == [ActionKind.ALERT]
+
+
+def test_drift_fallback_moves_traffic_to_the_robust_version() -> None:
+    policy = make_policy(remediations={"on_drift": "fallback", "fallback_version": "robust"})
+    world = applied(versions=("robust", "v1"), traffic={"v1": 1.0})
+    decision, state = decide(
+        context(0, snapshot(0, (row("v1"),), world), policy, findings=(drift(),))
+    )
+    rollback = next(a for a in decision.actions if a.kind is ActionKind.ROLLBACK)
+    assert rollback == type(rollback)(from_version="v1", to_version="robust")
+    assert state.rollout.stable_version == "robust"
+
+
+def test_paused_controller_changes_nothing_but_says_what_it_would_do() -> None:
+    snap = snapshot(0, (row("v1", ongoing=30.0),))
+    ctx = context(0, snap, make_policy())
+    ctx = type(ctx)(**{f: getattr(ctx, f) for f in ctx.__dataclass_fields__} | {"paused": True})
+    decision, state = decide(ctx)
+    assert decision.mutating == ()
+    assert any("would have applied set_replicas" in r for r in decision.reasons)
+    assert state.action_times == ()
+
+
+def test_dry_run_policy_marks_the_decision() -> None:
+    snap = snapshot(0, (row("v1", ongoing=30.0),))
+    decision, _ = decide(context(0, snap, make_policy(guardrails={"dry_run": True})))
+    assert decision.dry_run
+    assert any(a.kind is ActionKind.SET_REPLICAS for a in decision.actions)
+
+
+def test_steady_state_decides_nothing_and_explains_nothing_to_fix() -> None:
+    snap = snapshot(0, (row("v1", ongoing=4.0),))
+    decision, state = decide(context(0, snap, make_policy()))
+    assert decision.actions == ()
+    assert state.rollout.stable_version == "v1"
+
+
+def test_replicas_needing_approval_wait_until_approved() -> None:
+    policy = make_policy(guardrails={"require_approval": ["set_replicas"]})
+    snap = snapshot(0, (row("v1", ongoing=30.0),))
+    decision, _ = decide(context(0, snap, policy))
+    assert decision.mutating == ()
+    assert [a.kind for a in decision.pending_approval] == [ActionKind.SET_REPLICAS]
+    decision, _ = decide(context(0, snap, policy, approvals=frozenset({"test.set_replicas"})))
+    assert [a.kind for a in decision.mutating] == [ActionKind.SET_REPLICAS]
+
+
+def test_evidence_carries_the_numbers_behind_a_scale_up() -> None:
+    snap = snapshot(0, (row("v1", ongoing=30.0, rate=120.0),))
+    decision, _ = decide(context(0, snap, make_policy()))
+    assert decision.evidence["load"] == pytest.approx(30.0)
+    assert decision.evidence["request_rate"] == pytest.approx(120.0)
+    assert decision.evidence["replicas"] == 2
+    assert any("30.0 requests in flight on 2 replicas" in r for r in decision.reasons)
