@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from autoops.policy.commands import policy_app
 
 app = typer.Typer(
     name="autoops",
@@ -11,6 +16,30 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(policy_app, name="policy")
+
+bench_app = typer.Typer(
+    name="bench",
+    help="Benchmarks: each writes JSON with the keys name, config, machine, results, anchors.",
+    no_args_is_help=True,
+)
+app.add_typer(bench_app, name="bench")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DRYRUN_POLICY = REPO_ROOT / "policies" / "carbon-aware.yaml"
+
+OutputOption = Annotated[
+    Path | None,
+    typer.Option("--output", "-o", help="Also write the JSON result to this file."),
+]
+RegionsOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--regions",
+        help="Extra region catalogue file that adds or overrides regions (repeatable).",
+        show_default=False,
+    ),
+]
 
 
 @app.callback()
@@ -24,6 +53,50 @@ def version() -> None:
     from autoops import __version__
 
     typer.echo(__version__)
+
+
+@app.command()
+def dryrun(
+    policy: Annotated[
+        Path,
+        typer.Option(
+            "--policy",
+            "-p",
+            help="Policy to run (default: the shipped carbon-aware example).",
+        ),
+    ] = DEFAULT_DRYRUN_POLICY,
+    regions: RegionsOption = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Print every pass, not only those that act.")
+    ] = False,
+) -> None:
+    """Run the decision core on a synthetic incident and print what it decides and why.
+
+    Nothing touches a cluster: a small deterministic world (a bad canary that answers wrongly,
+    a traffic ramp, a carbon spike in the serving region) is fed to decide() pass by pass, and
+    every action is applied to that world, as a live shell would.
+    """
+    from autoops.dryrun_view import run_dryrun
+
+    raise typer.Exit(run_dryrun(policy, regions or [], verbose))
+
+
+@bench_app.command("decide")
+def bench_decide(
+    output: OutputOption = None,
+    deployments: Annotated[
+        int, typer.Option(min=1, help="Deployments in the synthetic fleet.")
+    ] = 1000,
+    regions: Annotated[int, typer.Option(min=1, help="Regions from the catalogue.")] = 16,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed passes.")] = 30,
+) -> None:
+    """Time one decide() pass over a fleet of deployments across regions (one core)."""
+    from autoops.bench.common import write_result
+    from autoops.bench.decide import DecideBenchConfig, run
+    from autoops.regions.loader import default_catalogue
+
+    config = DecideBenchConfig(deployments=deployments, regions=regions, repeats=repeats)
+    write_result(run(config, default_catalogue()), output)
 
 
 def main() -> None:
