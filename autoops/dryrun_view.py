@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -129,7 +130,7 @@ def run_dryrun(policy_path: Path, regions: list[Path], verbose: bool) -> int:
         policy = load_policy(policy_path, catalogue)
     except ConfigError as err:
         for issue in err.issues:
-            console.print(issue.format(), highlight=False, markup=False)
+            print(issue.format(), file=sys.stderr)
         return 1
     script = IncidentScript()
     console.print(

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from autoops.bench.common import BenchResult, machine_info, summarize
 from autoops.core.decide import decide
-from autoops.core.state import ControllerState, DecisionContext, ScalingState
+from autoops.core.placement import place, signal_map
+from autoops.core.state import ControllerState, DecisionContext, Phase, RolloutState, ScalingState
 from autoops.model import AppliedState, RegionSignals, Snapshot, VersionMetrics
 from autoops.policy.schema import Policy
 from autoops.regions.model import RegionCatalogue
@@ -55,7 +56,11 @@ def _policies(regions: list[str]) -> list[Policy]:
 
 
 def build_contexts(config: DecideBenchConfig, catalogue: RegionCatalogue) -> list[DecisionContext]:
-    """A seeded synthetic fleet: every deployment with 1-2 versions in 2 of its allowed regions."""
+    """A seeded synthetic fleet in 2 of each policy's allowed regions.
+
+    The mix: 20% mid-canary (analysed every pass), 10% under-provisioned (must scale out),
+    10% placed away from their best regions (must move), the rest steady.
+    """
     rng = random.Random(config.seed)
     regions = list(catalogue.names())[: config.regions]
     policies = _policies(regions)
@@ -68,11 +73,15 @@ def build_contexts(config: DecideBenchConfig, catalogue: RegionCatalogue) -> lis
         )
         for r in regions
     )
+    by_region = signal_map(signals)
     now = 10_000.0
     contexts = []
     for i in range(config.deployments):
         policy = policies[i % len(policies)]
-        used = list(policy.intent.allowed_regions[:2])
+        preferred = place(policy.intent, policy.slo.latency_p99_ms, catalogue, by_region, {})
+        used = sorted(preferred.weights)
+        if i % 10 == 7:
+            used = [r for r in policy.intent.allowed_regions if r not in preferred.weights][:2]
         canary = i % 5 == 0
         versions = ("v1", "v2") if canary else ("v1",)
         traffic = {"v1": 0.95, "v2": 0.05} if canary else {"v1": 1.0}
@@ -107,7 +116,19 @@ def build_contexts(config: DecideBenchConfig, catalogue: RegionCatalogue) -> lis
         snapshot = Snapshot(
             now, "app", f"model-{i}", applied, tuple(rows), signals, last_metrics_at=now
         )
-        state = ControllerState(scaling=_history(rng, now))
+        rollout = (
+            RolloutState(
+                phase=Phase.PROGRESSING,
+                stable_version="v1",
+                canary_version="v2",
+                step=0,
+                step_started_at=now - 10,
+                last_progress_at=now - 10,
+            )
+            if canary
+            else RolloutState(stable_version="v1")
+        )
+        state = ControllerState(rollout=rollout, scaling=_history(rng, now))
         contexts.append(DecisionContext(now, policy, snapshot, state, catalogue))
     return contexts
 
@@ -157,6 +178,7 @@ def run(config: DecideBenchConfig, catalogue: RegionCatalogue) -> BenchResult:
             "seed": config.seed,
             "canary_share": 0.2,
             "underprovisioned_share": 0.1,
+            "misplaced_share": 0.1,
         },
         machine=machine_info(),
         results={
