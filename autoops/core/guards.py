@@ -257,6 +257,9 @@ def blast_radius(result: GuardResult, g: GuardInput) -> None:
             delta = action.total - current
             if abs(delta) > max_step:
                 total = current + max_step * (1 if delta > 0 else -1)
+                # Hard bounds win over the step limit: never leave [min, max] to go slowly.
+                scaling = g.policy.scaling
+                total = min(max(total, scaling.min_replicas), scaling.max_replicas)
                 new = SetReplicas(split_replicas(total, _spread(action.replicas, g)))
         if new != action:
             what = (
