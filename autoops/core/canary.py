@@ -452,14 +452,17 @@ def progress(
         )
     promote = Promote(canary)
     if "promote" in policy.guardrails.require_approval:
-        ident = approval_id(policy, promote)
-        if ident not in approvals:
-            waiting = replace(state, phase=Phase.WAITING_APPROVAL)
-            reasons.append(
-                f"analysis passed every step: promotion of {canary} waits for approval {ident}"
-            )
-            step = _with_traffic(policy, waiting, (), tuple(reasons), evidence)
-            return replace(step, pending=((ident, promote),))
+        waiting = _await_approval(
+            policy,
+            state,
+            promote,
+            approvals,
+            reasons,
+            evidence,
+            f"analysis passed every step: promotion of {canary}",
+        )
+        if waiting is not None:
+            return waiting
     promoted = RolloutState(
         phase=Phase.IDLE,
         stable_version=canary,
@@ -502,13 +505,17 @@ def _fail(
         )
     rollback = Rollback(from_version=canary, to_version=stable)
     if "rollback" in policy.guardrails.require_approval:
-        ident = approval_id(policy, rollback)
-        if ident not in approvals:
-            reasons.append(f"canary {canary} failed ({why}); rollback waits for approval {ident}")
-            step = _with_traffic(
-                policy, replace(state, phase=Phase.WAITING_APPROVAL), (), tuple(reasons), evidence
-            )
-            return replace(step, pending=((ident, rollback),))
+        waiting = _await_approval(
+            policy,
+            state,
+            rollback,
+            approvals,
+            reasons,
+            evidence,
+            f"canary {canary} failed ({why}); rollback",
+        )
+        if waiting is not None:
+            return waiting
     rolled = RolloutState(
         phase=Phase.IDLE,
         stable_version=stable,
@@ -522,6 +529,25 @@ def _fail(
         rolled,
         stable_traffic(stable),
     )
+
+
+def _await_approval(
+    policy: Policy,
+    state: RolloutState,
+    action: Promote | Rollback,
+    approvals: frozenset[str],
+    reasons: list[str],
+    evidence: Mapping[str, float | str | None],
+    what: str,
+) -> RolloutStep | None:
+    """Hold the step while ``action`` waits for a human; None once it is approved."""
+    ident = approval_id(policy, action)
+    if ident in approvals:
+        return None
+    reasons.append(f"{what} waits for approval {ident}")
+    waiting = replace(state, phase=Phase.WAITING_APPROVAL)
+    step = _with_traffic(policy, waiting, (), tuple(reasons), evidence)
+    return replace(step, pending=((ident, action),))
 
 
 def _with_traffic(

@@ -11,19 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from autoops.core.actuation import apply_actions
 from autoops.core.decide import decide
 from autoops.core.state import ControllerState, DecisionContext
 from autoops.model import (
     Action,
     AppliedState,
     Decision,
-    Promote,
     RegionSignals,
-    Rollback,
-    SetCascadeThreshold,
-    SetRegionWeights,
-    SetReplicas,
-    SetTraffic,
     Snapshot,
     VersionMetrics,
 )
@@ -165,29 +160,6 @@ def _observe(
     return tuple(rows), worst_p99
 
 
-def apply(world: AppliedState, actions: tuple[Action, ...]) -> AppliedState:
-    """Apply absolute actions to the world, as an idempotent actuator would."""
-    for action in actions:
-        if isinstance(action, SetTraffic):
-            world = replace(
-                world,
-                traffic=dict(action.weights),
-                shadow_version=action.shadow_version,
-                shadow_fraction=action.shadow_fraction,
-            )
-        elif isinstance(action, Rollback):
-            world = replace(world, traffic={action.to_version: 1.0}, shadow_version=None)
-        elif isinstance(action, Promote):
-            world = replace(world, traffic={action.version: 1.0}, shadow_version=None)
-        elif isinstance(action, SetRegionWeights):
-            world = replace(world, region_weights=dict(action.weights))
-        elif isinstance(action, SetReplicas):
-            world = replace(world, replicas=dict(action.replicas))
-        elif isinstance(action, SetCascadeThreshold):
-            world = replace(world, cascade_threshold=action.threshold)
-    return world
-
-
 def run_incident(
     policy: Policy,
     catalogue: RegionCatalogue,
@@ -239,6 +211,6 @@ def run_incident(
         run.ticks.append(tick)
         if on_tick is not None:
             on_tick(tick)
-        world = apply(world, decision.mutating)
+        world = apply_actions(world, decision.mutating)
         t += policy.tick_interval_s
     return run

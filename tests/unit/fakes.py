@@ -1,10 +1,14 @@
-"""Fakes and builders for unit tests of the pure core (no Ray, no Prometheus)."""
+"""Fakes and builders for unit tests of the pure core (no Ray, no Prometheus).
+
+``apply_actions`` (re-exported) is the fake actuator: the core's own pure applier.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from autoops.core.actuation import apply_actions
 from autoops.core.state import ControllerState, DecisionContext
 from autoops.model import AppliedState, Finding, RegionSignals, Snapshot, VersionMetrics
 from autoops.policy.schema import Policy
@@ -169,35 +173,4 @@ def context(
 CATALOGUE = fake_catalogue()
 
 
-def apply_actions(state: AppliedState, actions: tuple[Any, ...]) -> AppliedState:
-    """A fake actuator: the routing table after ``actions``, as a shell would apply them."""
-    from dataclasses import replace
-
-    from autoops.model import (
-        Promote,
-        Rollback,
-        SetCascadeThreshold,
-        SetRegionWeights,
-        SetReplicas,
-        SetTraffic,
-    )
-
-    for action in actions:
-        if isinstance(action, SetTraffic):
-            state = replace(
-                state,
-                traffic=dict(action.weights),
-                shadow_version=action.shadow_version,
-                shadow_fraction=action.shadow_fraction,
-            )
-        elif isinstance(action, Rollback):
-            state = replace(state, traffic={action.to_version: 1.0}, shadow_version=None)
-        elif isinstance(action, Promote):
-            state = replace(state, traffic={action.version: 1.0}, shadow_version=None)
-        elif isinstance(action, SetRegionWeights):
-            state = replace(state, region_weights=dict(action.weights))
-        elif isinstance(action, SetReplicas):
-            state = replace(state, replicas=dict(action.replicas))
-        elif isinstance(action, SetCascadeThreshold):
-            state = replace(state, cascade_threshold=action.threshold)
-    return state
+__all__ = ["CATALOGUE", "applied", "apply_actions", "context", "make_policy", "row", "snapshot"]
