@@ -93,10 +93,13 @@ def bench_decide(
     """Time one decide() pass over a fleet of deployments across regions (one core)."""
     from autoops.bench.common import write_result
     from autoops.bench.decide import DecideBenchConfig, run
+    from autoops.progress import passes_progress
     from autoops.regions.loader import default_catalogue
 
     config = DecideBenchConfig(deployments=deployments, regions=regions, repeats=repeats)
-    write_result(run(config, default_catalogue()), output)
+    with passes_progress("decide() passes") as advance:
+        result = run(config, default_catalogue(), advance)
+    write_result(result, output)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from autoops.bench.common import BenchResult, machine_info, summarize
@@ -154,12 +155,19 @@ def _replicas(
     return out
 
 
-def run(config: DecideBenchConfig, catalogue: RegionCatalogue) -> BenchResult:
+def run(
+    config: DecideBenchConfig,
+    catalogue: RegionCatalogue,
+    progress: Callable[[int, int], None] | None = None,
+) -> BenchResult:
     """Time ``repeats`` passes of decide() over the whole fleet (one core, one thread)."""
     contexts = build_contexts(config, catalogue)
     passes: list[float] = []
     actions = 0
-    for i in range(config.warmup + config.repeats):
+    total = config.warmup + config.repeats
+    for i in range(total):
+        if progress is not None:
+            progress(i, total)
         start = time.perf_counter()
         for ctx in contexts:
             decision, _ = decide(ctx)
