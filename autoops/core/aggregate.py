@@ -22,6 +22,12 @@ class Aggregate:
 
 
 _EMPTY = Aggregate(None, None, None, None, None, None, {})
+_INF = float("inf")
+
+
+def valid(value: float | None) -> bool:
+    """A usable metric value: present, finite and not negative (NaN fails every comparison)."""
+    return value is not None and 0.0 <= value < _INF
 
 
 def aggregate_version(rows: Iterable[VersionMetrics]) -> Aggregate:
@@ -46,15 +52,15 @@ def aggregate_version(rows: Iterable[VersionMetrics]) -> Aggregate:
     for r in rows:
         n_rows += 1
         w = r.request_rate
-        if w is None:
+        if w is None or not 0.0 <= w < _INF:
             rate_missing = True
             w = 0.0
         else:
             rate += w
-        if r.request_count is not None:
-            count = (count or 0.0) + r.request_count
+        if valid(r.request_count):
+            count = (count or 0.0) + (r.request_count or 0.0)
         v = r.error_ratio
-        if v is None:
+        if v is None or not 0.0 <= v < _INF:
             err_missing = True
         else:
             e_vw += v * w
@@ -62,19 +68,19 @@ def aggregate_version(rows: Iterable[VersionMetrics]) -> Aggregate:
             e_v += v
             e_n += 1
         v = r.latency_p99_ms
-        if v is not None:
+        if v is not None and 0.0 <= v < _INF:
             l_vw += v * w
             l_w += w
             l_v += v
             l_n += 1
         v = r.accuracy
-        if v is not None:
+        if v is not None and 0.0 <= v < _INF:
             a_vw += v * w
             a_w += w
             a_v += v
             a_n += 1
         v = r.shadow_disagreement
-        if v is not None:
+        if v is not None and 0.0 <= v < _INF:
             s_vw += v * w
             s_w += w
             s_v += v
@@ -83,7 +89,7 @@ def aggregate_version(rows: Iterable[VersionMetrics]) -> Aggregate:
             if windows is None:
                 windows = {}
             for window, ratio in r.error_ratio_by_window.items():
-                if ratio is not None:
+                if ratio is not None and 0.0 <= ratio < _INF:
                     acc = windows.setdefault(window, [0.0, 0.0, 0.0, 0.0])
                     acc[0] += ratio * w
                     acc[1] += w
@@ -119,19 +125,21 @@ def rows_by_version(
 
 
 def total_load(snapshot: Snapshot) -> tuple[float | None, bool]:
-    """Requests in flight over every row, and whether every row reported it.
+    """Requests in flight over every row, and whether every row reported a valid value.
 
-    Returns (None, False) when no row reported load at all.
+    Returns (None, False) when no row reported load at all. Invalid values (NaN, infinite,
+    negative) count as missing: partial load is a lower bound that may only scale up.
     """
     total = 0.0
     seen = False
     complete = True
     for row in snapshot.metrics:
-        if row.ongoing_requests is None:
+        value = row.ongoing_requests
+        if value is None or not 0.0 <= value < _INF:
             complete = False
             continue
         seen = True
-        total += row.ongoing_requests
+        total += value
     if not seen:
         return None, False
     return total, complete
@@ -141,9 +149,10 @@ def total_rate(snapshot: Snapshot) -> float | None:
     """Request rate over every row, or None if any row is missing it."""
     total = 0.0
     for row in snapshot.metrics:
-        if row.request_rate is None:
+        value = row.request_rate
+        if value is None or not 0.0 <= value < _INF:
             return None
-        total += row.request_rate
+        total += value
     return total if snapshot.metrics else None
 
 

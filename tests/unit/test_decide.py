@@ -138,3 +138,40 @@ def test_evidence_carries_the_numbers_behind_a_scale_up() -> None:
     assert decision.evidence["request_rate"] == pytest.approx(120.0)
     assert decision.evidence["replicas"] == 2
     assert any("30.0 requests in flight on 2 replicas" in r for r in decision.reasons)
+
+
+NAN = float("nan")
+INF = float("inf")
+
+
+@pytest.mark.parametrize(
+    ("case", "canary"),
+    [
+        ("nan_error_ratio", {"errors": NAN}),
+        ("inf_error_ratio", {"errors": INF}),
+        ("nan_rate", {"rate": NAN}),
+        ("negative_rate", {"rate": -5.0}),
+    ],
+)
+def test_non_finite_canary_metrics_are_missing_data_not_a_pass(
+    case: str, canary: dict[str, float]
+) -> None:
+    policy = make_policy(rollout={"analysis_interval_s": 1})
+    world = applied(versions=("v1", "v2"), traffic={"v1": 0.9, "v2": 0.1})
+    state = ControllerState()
+    for t in (0.0, 5.0, 10.0, 15.0):
+        snap = snapshot(t, (row("v1"), row("v2", **canary)), world)
+        decision, state = decide(context(t, snap, policy, state))
+        assert ActionKind.PROMOTE not in [a.kind for a in decision.actions], case
+    assert state.rollout.step == 0, case
+    assert any("no canary metrics" in r for r in decision.reasons), case
+
+
+@pytest.mark.parametrize("bad", [NAN, INF, -1.0], ids=["nan", "inf", "negative"])
+def test_non_finite_load_never_scales_down(bad: float) -> None:
+    policy = make_policy(scaling={"downscale_stabilization_s": 0, "min_replicas": 1})
+    world = applied(replicas={"eu-west": 6})
+    snap = snapshot(0, (row("v1", ongoing=bad), row("v1", "eu-central", ongoing=0.1)), world)
+    decision, _ = decide(context(0, snap, policy))
+    replicas = [a for a in decision.actions if isinstance(a, SetReplicas)]
+    assert all(a.total >= 6 for a in replicas)
