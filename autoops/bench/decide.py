@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from autoops.bench.common import BenchResult, machine_info, summarize
 from autoops.core.decide import decide
 from autoops.core.placement import place, signal_map
+from autoops.core.scaling import append_rate
 from autoops.core.state import ControllerState, DecisionContext, Phase, RolloutState, ScalingState
 from autoops.model import AppliedState, RegionSignals, Snapshot, VersionMetrics
 from autoops.policy.schema import Policy
@@ -135,9 +136,11 @@ def build_contexts(config: DecideBenchConfig, catalogue: RegionCatalogue) -> lis
 
 
 def _history(rng: random.Random, now: float) -> ScalingState:
-    """Two minutes of noisy, flat request-rate history (no significant trend)."""
-    points = tuple((now - 5 * k, 200 + rng.uniform(-10, 10)) for k in range(24, 0, -1))
-    return ScalingState(rate_history=points)
+    """Two minutes of noisy, flat request-rate history, built tick by tick as live passes do."""
+    state = ScalingState()
+    for k in range(24, 0, -1):
+        state = append_rate(state, now - 5 * k, 200 + rng.uniform(-10, 10), keep=24)
+    return state
 
 
 def _replicas(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from autoops.core.placement import unhealthy_regions
 from autoops.model import RegionSignals, Snapshot, VersionMetrics
 
 
@@ -164,11 +165,9 @@ def degraded_regions(
     A region counts as erring only when other regions are not, so a fleet-wide fault is not
     blamed on a region.
     """
-    reasons: dict[str, str] = {
-        name: "region marked unhealthy by the health signal"
-        for name, sig in signals.items()
-        if sig.healthy is False
-    }
+    reasons: dict[str, str] = dict.fromkeys(
+        unhealthy_regions(signals), "region marked unhealthy by the health signal"
+    )
     if not any(
         row.error_ratio is not None and row.error_ratio > error_limit for row in snapshot.metrics
     ):

@@ -62,11 +62,15 @@ def metrics_usable(policy: Policy, snapshot: Snapshot, now: float) -> tuple[bool
 
 
 def _same_weights(a: Mapping[str, float], b: Mapping[str, float], tol: float = 1e-6) -> bool:
+    if a == b:
+        return True
     keys = set(a) | set(b)
     return all(abs(a.get(k, 0.0) - b.get(k, 0.0)) <= tol for k in keys)
 
 
 def _same_counts(a: Mapping[str, int], b: Mapping[str, int]) -> bool:
+    if a == b:
+        return True
     keys = set(a) | set(b)
     return all(a.get(k, 0) == b.get(k, 0) for k in keys)
 
@@ -96,10 +100,10 @@ def _target_region_weights(
                 )
             )
         return dict(placement.weights)
-    current = objective_of(applied, placement.scores)
-    better = objective_of(placement.weights, placement.scores)
     if _same_weights(applied, placement.weights, 1e-3):
         return dict(applied)
+    current = objective_of(applied, placement.scores)
+    better = objective_of(placement.weights, placement.scores)
     h = policy.guardrails.region_hysteresis
     left_out = sorted(r for r in active if r in placement.excluded)
     if left_out:
@@ -132,6 +136,8 @@ def _cascade(
     deg = policy.degradation
     if current is None or not deg.enabled:
         return None
+    if pressure is None and current >= deg.normal_threshold - 1e-6:
+        return None  # at full quality with nothing pressing: the floor cannot ask for more
     stable_rows = rows_by_version(snapshot).get(stable or "", [])
     accuracy = aggregate_version(stable_rows).accuracy if stable_rows else None
     evidence["stable.accuracy"] = accuracy
@@ -295,8 +301,7 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
     region_weights = _target_region_weights(
         policy, applied.region_weights, placement, forced, reasons
     )
-    for name, score in placement.scores.items():
-        evidence[f"region.{name}.score"] = round(score, 4) if math.isfinite(score) else None
+    evidence.update(placement.evidence)
     if not _same_weights(region_weights, applied.region_weights, 1e-4):
         actions.append(SetRegionWeights(region_weights))
         evacuating = forced & {r for r, w in applied.region_weights.items() if w > 0}
@@ -359,6 +364,14 @@ def _finish(
 ) -> tuple[Decision, ControllerState]:
     """Run the guard pipeline and approvals, then record what the surviving actions change."""
     policy, now, applied = ctx.policy, ctx.now, ctx.snapshot.applied
+    if not actions and not rollout_pending and not ctx.paused:
+        # Nothing to guard or apply: only the hourly action window moves on.
+        times = state.action_times
+        if times and now - times[0] >= HOUR_S:
+            times = tuple(t for t in times if now - t < HOUR_S)
+            state = replace(state, action_times=times)
+        quiet = Decision(now, (), tuple(reasons), evidence, dry_run=policy.guardrails.dry_run)
+        return quiet, state
     allowed = set(policy.intent.allowed_regions)
     forced = frozenset(set(degraded) | {r for r in applied.region_weights if r not in allowed})
     exempt = any(isinstance(a, Rollback | Promote) for a in actions) or any(

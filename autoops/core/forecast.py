@@ -21,6 +21,84 @@ class TrendForecast:
     """Fitted rate now."""
 
 
+@dataclass(frozen=True, slots=True)
+class TrendSums:
+    """Least-squares sums of (t, y) points taken relative to an origin, updatable in O(1).
+
+    The controller keeps these in its state so each pass adds the newest point and removes
+    the oldest instead of refitting the whole history; the origin keeps the sums small.
+    """
+
+    t0: float
+    y0: float
+    n: int = 0
+    st: float = 0.0
+    sy: float = 0.0
+    stt: float = 0.0
+    sty: float = 0.0
+    syy: float = 0.0
+
+    @classmethod
+    def of(cls, points: Sequence[tuple[float, float]]) -> TrendSums:
+        """Sums over ``points``, with the first point as the origin."""
+        if not points:
+            return cls(0.0, 0.0)
+        t0, y0 = points[0]
+        st = sy = stt = sty = syy = 0.0
+        for t_abs, y_abs in points:
+            t = t_abs - t0
+            y = y_abs - y0
+            st += t
+            sy += y
+            stt += t * t
+            sty += t * y
+            syy += y * y
+        return cls(t0, y0, len(points), st, sy, stt, sty, syy)
+
+    def add(self, t_abs: float, y_abs: float, sign: int = 1) -> TrendSums:
+        """The sums with one point added (``sign=1``) or removed (``sign=-1``)."""
+        t = t_abs - self.t0
+        y = y_abs - self.y0
+        return TrendSums(
+            self.t0,
+            self.y0,
+            self.n + sign,
+            self.st + sign * t,
+            self.sy + sign * y,
+            self.stt + sign * t * t,
+            self.sty + sign * t * y,
+            self.syy + sign * y * y,
+        )
+
+
+def trend_from_sums(
+    sums: TrendSums, t_last: float, horizon_s: float, min_t_stat: float = 3.0
+) -> TrendForecast | None:
+    """The forecast ``horizon_s`` after ``t_last`` from least-squares sums (see linear_trend)."""
+    n = sums.n
+    if n < 4:
+        return None
+    sxx = sums.stt - sums.st * sums.st / n
+    if sxx <= 1e-9 * max(sums.stt, 1.0):
+        return None
+    sxy = sums.sty - sums.st * sums.sy / n
+    slope = sxy / sxx
+    intercept = sums.sy / n - slope * sums.st / n
+    syy_centred = sums.syy - sums.sy * sums.sy / n
+    residual = max(syy_centred - slope * sxy, 0.0)
+    if residual <= 1e-12 * max(sums.syy, 1e-12):
+        t_stat = math.copysign(math.inf, slope) if slope != 0 else 0.0
+    else:
+        se = math.sqrt(residual / (n - 2) / sxx)
+        t_stat = slope / se if se > 0 else 0.0
+    if abs(t_stat) < min_t_stat:
+        return None
+    level = sums.y0 + intercept + slope * (t_last - sums.t0)
+    return TrendForecast(
+        value=max(0.0, level + slope * horizon_s), slope=slope, t_stat=t_stat, level=level
+    )
+
+
 def linear_trend(
     points: Sequence[tuple[float, float]], horizon_s: float, min_t_stat: float = 3.0
 ) -> TrendForecast | None:
@@ -29,41 +107,9 @@ def linear_trend(
     A trend counts only when its t statistic reaches ``min_t_stat``, so noise around a constant
     level never produces a forecast ramp.
     """
-    n = len(points)
-    if n < 4:
+    if len(points) < 4:
         return None
-    # One pass; times and values relative to the first point for numerical stability.
-    t0, y0 = points[0]
-    st = sy = stt = sty = syy = 0.0
-    for t_abs, y_abs in points:
-        t = t_abs - t0
-        y = y_abs - y0
-        st += t
-        sy += y
-        stt += t * t
-        sty += t * y
-        syy += y * y
-    sxx = stt - st * st / n
-    if sxx <= 0:
-        return None
-    sxy = sty - st * sy / n
-    slope = sxy / sxx
-    mean_t = st / n
-    intercept = sy / n - slope * mean_t
-    residual = max(syy - sy * sy / n - slope * sxy, 0.0)
-    dof = n - 2
-    if residual <= 1e-12 * max(syy, 1e-12):
-        t_stat = math.copysign(math.inf, slope) if slope != 0 else 0.0
-    else:
-        se = math.sqrt(residual / dof / sxx)
-        t_stat = slope / se if se > 0 else 0.0
-    if abs(t_stat) < min_t_stat:
-        return None
-    t_now = points[-1][0] - t0
-    level = y0 + intercept + slope * t_now
-    return TrendForecast(
-        value=max(0.0, level + slope * horizon_s), slope=slope, t_stat=t_stat, level=level
-    )
+    return trend_from_sums(TrendSums.of(points), points[-1][0], horizon_s, min_t_stat)
 
 
 def holt(

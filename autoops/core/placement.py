@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from autoops.model import RegionSignals
@@ -23,6 +23,8 @@ class Placement:
     """Allowed regions left out, with why."""
     informed: bool = True
     """False when no candidate had the signal the objective needs (weights are a fallback)."""
+    evidence: Mapping[str, float | str | None] = field(default_factory=dict)
+    """Each candidate's score, keyed ``region.NAME.score``, for the decision's evidence."""
 
 
 def region_cost_per_hour(region: Region, signal: RegionSignals | None) -> float:
@@ -51,16 +53,43 @@ def place(
     degraded: Mapping[str, str],
 ) -> Placement:
     """Rank the allowed, healthy regions by the objective and weight the best ``min_regions``."""
-    return _place_cached(
-        intent,
-        latency_slo_ms,
-        catalogue,
-        _freeze(signals),
-        tuple(sorted(degraded.items())) if degraded else (),
-    )
+    frozen = _freeze(signals)
+    degraded_items = tuple(sorted(degraded.items())) if degraded else ()
+    # Targets of one policy share its Intent object: look it up by identity first, so the
+    # pydantic model is not re-hashed for every target.
+    key = (id(intent), latency_slo_ms, id(catalogue), id(frozen), degraded_items)
+    hit = _BY_IDENTITY.get(key)
+    if hit is not None and hit[0] is intent and hit[1] is catalogue and hit[2] is frozen:
+        return hit[3]
+    result = _place_cached(intent, latency_slo_ms, catalogue, frozen, degraded_items)
+    if len(_BY_IDENTITY) > 1024:
+        _BY_IDENTITY.clear()
+    _BY_IDENTITY[key] = (intent, catalogue, frozen, result)
+    return result
+
+
+_BY_IDENTITY: dict[
+    tuple[int, float, int, int, tuple[tuple[str, str], ...]],
+    tuple[Intent, RegionCatalogue, _FrozenSignals, Placement],
+] = {}
 
 
 _MAPS: dict[int, tuple[tuple[RegionSignals, ...], Mapping[str, RegionSignals]]] = {}
+
+
+_UNHEALTHY: dict[int, tuple[Mapping[str, RegionSignals], frozenset[str]]] = {}
+
+
+def unhealthy_regions(signals: Mapping[str, RegionSignals]) -> frozenset[str]:
+    """Regions whose health signal says unhealthy, memoised by identity of the signals map."""
+    hit = _UNHEALTHY.get(id(signals))
+    if hit is not None and hit[0] is signals:
+        return hit[1]
+    names = frozenset(name for name, sig in signals.items() if sig.healthy is False)
+    if len(_UNHEALTHY) > 64:
+        _UNHEALTHY.clear()
+    _UNHEALTHY[id(signals)] = (signals, names)
+    return names
 
 
 def signal_map(signals: tuple[RegionSignals, ...]) -> Mapping[str, RegionSignals]:
@@ -167,7 +196,11 @@ def _place_cached(
         + ", ".join(f"{n}={scores[n]:.3g}" for n in ranked)
         + f"; chosen {', '.join(chosen)}"
     )
-    return Placement(weights, scores, tuple(reasons), excluded, informed)
+    evidence: dict[str, float | str | None] = {
+        f"region.{name}.score": round(score, 4) if math.isfinite(score) else None
+        for name, score in scores.items()
+    }
+    return Placement(weights, scores, tuple(reasons), excluded, informed, evidence)
 
 
 def _scores(
@@ -209,6 +242,17 @@ def objective_of(weights: Mapping[str, float], scores: Mapping[str, float]) -> f
 
 def split_replicas(total: int, weights: Mapping[str, float]) -> dict[str, int]:
     """Split ``total`` replicas across regions by weight (largest remainder), ≥1 per used region."""
+    return dict(_split_cached(total, tuple(weights.items())))
+
+
+@lru_cache(maxsize=4096)
+def _split_cached(total: int, items: tuple[tuple[str, float], ...]) -> tuple[tuple[str, int], ...]:
+    """Memoised split (a fleet shares a few weightings), as a tuple so the cache stays immutable."""
+    return tuple(_split(total, dict(items)).items())
+
+
+def _split(total: int, weights: Mapping[str, float]) -> dict[str, int]:
+    """Largest-remainder split behind ``split_replicas``."""
     used = sorted((n for n, w in weights.items() if w > 0), key=lambda n: (-weights[n], n))
     if total <= 0 or not used:
         return {n: 0 for n in weights}

@@ -5,9 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from autoops.core.forecast import linear_trend
+from autoops.core.forecast import TrendSums, trend_from_sums
 from autoops.core.state import ScalingState
 from autoops.policy.schema import Scaling
+
+REBASE_S = 3600.0
+"""Rebuild the trend sums from the points when their origin is this old."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,12 +25,29 @@ class ScalingVerdict:
 
 
 def append_rate(state: ScalingState, now: float, rate: float | None, keep: int) -> ScalingState:
-    """Add one (time, rate) point to the bounded history; missing rates are not recorded."""
+    """Add one (time, rate) point to the bounded history; missing rates are not recorded.
+
+    The trend sums move with the window in O(1); they are rebuilt from the points when
+    absent, out of step, or an hour past their origin (so rounding never accumulates).
+    """
     if rate is None:
         return state
-    history = (*state.rate_history, (now, rate))[-keep:]
+    old = state.rate_history
+    history = (*old, (now, rate))[-keep:]
+    trend = state.trend
+    if trend is None or trend.n != len(old) or now - trend.t0 > REBASE_S:
+        trend = TrendSums.of(history)
+    else:
+        trend = trend.add(now, rate)
+        for t, y in old[: len(old) + 1 - len(history)]:
+            trend = trend.add(t, y, -1)
     return ScalingState(
-        state.above_since, state.below_since, state.last_scale_at, state.last_direction, history
+        state.above_since,
+        state.below_since,
+        state.last_scale_at,
+        state.last_direction,
+        history,
+        trend,
     )
 
 
@@ -63,7 +83,15 @@ def decide_scaling(
 
     # Predictive: a significant upward trend, converted to load by Little's law.
     if policy.predictive.enabled and rate and rate > 0:
-        forecast = linear_trend(state.rate_history, policy.predictive.horizon_s)
+        history = state.rate_history
+        sums = state.trend
+        if sums is None or sums.n != len(history):
+            sums = TrendSums.of(history)
+        forecast = (
+            trend_from_sums(sums, history[-1][0], policy.predictive.horizon_s)
+            if len(history) >= 4
+            else None
+        )
         if forecast is not None and forecast.slope > 0:
             predicted_load = forecast.value * (load / rate)
             predicted_need = math.ceil(predicted_load / target)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from autoops.core.forecast import TrendSums
 from autoops.model import Finding, Snapshot
 from autoops.policy.schema import Policy
 from autoops.regions.model import RegionCatalogue
@@ -50,6 +51,8 @@ class ScalingState:
     """+1 after a scale-up, -1 after a scale-down, 0 before any."""
     rate_history: tuple[tuple[float, float], ...] = ()
     """Recent (time, total request rate) points for the forecast."""
+    trend: TrendSums | None = None
+    """Least-squares sums over ``rate_history`` (kept in step with it; rebuilt when absent)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from autoops.core.forecast import holt, linear_trend
+from autoops.core.forecast import TrendSums, holt, linear_trend, trend_from_sums
+from autoops.core.scaling import append_rate
+from autoops.core.state import ScalingState
 
 Points = tuple[tuple[float, float], ...]
 
@@ -114,3 +118,33 @@ def test_holt_golden(values: list[float], steps: int, expected: float | None) ->
         assert result is None
     else:
         assert result == pytest.approx(expected)
+
+
+@settings(deadline=None, max_examples=60)
+@given(
+    rates=st.lists(st.floats(0.0, 5_000.0), min_size=1, max_size=200),
+    keep=st.integers(4, 40),
+    step=st.sampled_from([1.0, 5.0, 15.0]),
+    start=st.sampled_from([0.0, 1.7e9]),
+)
+def test_sliding_trend_sums_agree_with_a_full_refit(
+    rates: list[float], keep: int, step: float, start: float
+) -> None:
+    state = ScalingState()
+    for i, rate in enumerate(rates):
+        state = append_rate(state, start + i * step, rate, keep)
+    assert state.trend is not None
+    full = TrendSums.of(state.rate_history)
+    assert state.trend.n == full.n == len(state.rate_history)
+    incremental = trend_from_sums(state.trend, state.rate_history[-1][0], 60.0)
+    refit = linear_trend(state.rate_history, 60.0)
+    assert (incremental is None) == (refit is None) or _borderline(state.rate_history)
+    if incremental is not None and refit is not None:
+        assert incremental.value == pytest.approx(refit.value, rel=1e-6, abs=1e-6)
+        assert incremental.slope == pytest.approx(refit.slope, rel=1e-6, abs=1e-9)
+
+
+def _borderline(points: tuple[tuple[float, float], ...]) -> bool:
+    """True when the t statistic sits so close to the threshold that rounding may flip it."""
+    fit = linear_trend(points, 60.0, min_t_stat=0.0)
+    return fit is not None and abs(abs(fit.t_stat) - 3.0) < 1e-6
