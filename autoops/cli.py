@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from autoops.detect_commands import bench_nab_command, detect_app
 from autoops.policy.commands import policy_app
 
 app = typer.Typer(
@@ -24,6 +25,8 @@ bench_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(bench_app, name="bench")
+app.add_typer(detect_app, name="detect")
+bench_app.command("nab")(bench_nab_command)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DRYRUN_POLICY = REPO_ROOT / "policies" / "carbon-aware.yaml"
