@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from autoops.detect_commands import bench_nab_command, detect_app
+from autoops.judge_commands import bench_canary_command, canary_command
 from autoops.policy.commands import policy_app
 
 app = typer.Typer(
@@ -27,6 +28,8 @@ bench_app = typer.Typer(
 app.add_typer(bench_app, name="bench")
 app.add_typer(detect_app, name="detect")
 bench_app.command("nab")(bench_nab_command)
+bench_app.command("canary")(bench_canary_command)
+detect_app.command("canary")(canary_command)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DRYRUN_POLICY = REPO_ROOT / "policies" / "carbon-aware.yaml"
