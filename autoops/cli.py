@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from autoops.detect_commands import bench_nab_command, detect_app
+from autoops.drift_commands import bench_drift_command, drift_command
 from autoops.judge_commands import bench_canary_command, canary_command
 from autoops.policy.commands import policy_app
 
@@ -29,6 +30,8 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(detect_app, name="detect")
 bench_app.command("nab")(bench_nab_command)
 bench_app.command("canary")(bench_canary_command)
+bench_app.command("drift")(bench_drift_command)
+detect_app.command("drift")(drift_command)
 detect_app.command("canary")(canary_command)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

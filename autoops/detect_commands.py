@@ -22,7 +22,7 @@ NAB_PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 
 detect_app = typer.Typer(
     name="detect",
-    help="Detectors on files: anomalies in a metric series (drift and canary judges to come).",
+    help="Detectors on files: anomalies in a metric series, drift between samples, canary judge.",
     no_args_is_help=True,
 )
 
