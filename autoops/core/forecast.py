@@ -55,6 +55,21 @@ class TrendSums:
             syy += y * y
         return cls(t0, y0, len(points), st, sy, stt, sty, syy)
 
+    def slide(self, t_new: float, y_new: float, t_old: float, y_old: float) -> TrendSums:
+        """The sums with (t_new, y_new) added and (t_old, y_old) removed, in one step."""
+        t, y = t_new - self.t0, y_new - self.y0
+        u, v = t_old - self.t0, y_old - self.y0
+        return TrendSums(
+            self.t0,
+            self.y0,
+            self.n,
+            self.st + t - u,
+            self.sy + y - v,
+            self.stt + t * t - u * u,
+            self.sty + t * y - u * v,
+            self.syy + y * y - v * v,
+        )
+
     def add(self, t_abs: float, y_abs: float, sign: int = 1) -> TrendSums:
         """The sums with one point added (``sign=1``) or removed (``sign=-1``)."""
         t = t_abs - self.t0

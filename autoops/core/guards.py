@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 from autoops.core.placement import split_replicas
 from autoops.model import (
@@ -366,9 +367,13 @@ def budget_compliance(result: GuardResult, g: GuardInput) -> None:
 
 def replica_cost(replicas: Mapping[str, int], catalogue: RegionCatalogue) -> float:
     """$/h of running these replicas (catalogue replica prices)."""
-    return sum(
-        n * catalogue[r].replica_usd_per_hour for r, n in replicas.items() if n and r in catalogue
-    )
+    return _cost(tuple(replicas.items()), catalogue)
+
+
+@lru_cache(maxsize=4096)
+def _cost(items: tuple[tuple[str, int], ...], catalogue: RegionCatalogue) -> float:
+    """Memoised replica cost (a fleet repeats a few replica layouts every pass)."""
+    return sum(n * catalogue[r].replica_usd_per_hour for r, n in items if n and r in catalogue)
 
 
 def _affordable(replicas: Mapping[str, int], catalogue: RegionCatalogue, budget: float) -> int:

@@ -9,6 +9,7 @@ from autoops.core.forecast import TrendSums, trend_from_sums
 from autoops.core.state import ScalingState
 from autoops.policy.schema import Scaling
 
+IN_BAND = "load per replica within the tolerance band: replicas held"
 REBASE_S = 3600.0
 """Rebuild the trend sums from the points when their origin is this old."""
 
@@ -33,14 +34,16 @@ def append_rate(state: ScalingState, now: float, rate: float | None, keep: int) 
     if rate is None:
         return state
     old = state.rate_history
-    history = (*old, (now, rate))[-keep:]
+    full = len(old) >= keep
+    history = (*old[len(old) - keep + 1 :], (now, rate)) if full else (*old, (now, rate))
     trend = state.trend
-    if trend is None or trend.n != len(old) or now - trend.t0 > REBASE_S:
+    if trend is None or trend.n != len(old) or now - trend.t0 > REBASE_S or len(old) > keep:
         trend = TrendSums.of(history)
+    elif full:
+        t_old, y_old = old[0]
+        trend = trend.slide(now, rate, t_old, y_old)
     else:
         trend = trend.add(now, rate)
-        for t, y in old[: len(old) + 1 - len(history)]:
-            trend = trend.add(t, y, -1)
     return ScalingState(
         state.above_since,
         state.below_since,
@@ -143,8 +146,6 @@ def decide_scaling(
             f"load below the band for {waited:.0f}s of {policy.downscale_stabilization_s:g}s",
             new_state,
         )
-    return ScalingVerdict(
-        None,
-        f"load {per_replica:.2f} per replica within the band [{lower:.2f}, {upper:.2f}]",
-        cleared_timers(state),
-    )
+    # The steady case runs every pass for every target: its reason is a constant (the
+    # decision's evidence carries the numbers).
+    return ScalingVerdict(None, IN_BAND, cleared_timers(state))
