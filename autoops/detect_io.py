@@ -22,10 +22,9 @@ from datetime import datetime
 from pathlib import Path
 
 from autoops.core.detect.anomaly import DefaultDetector
+from autoops.tabular import parse_number
 
 __all__ = ["DetectInputError", "detect_anomalies_csv", "parse_timestamp", "read_series_csv"]
-
-_MISSING = frozenset({"", "nan", "na", "n/a", "null", "none"})
 
 
 class DetectInputError(Exception):
@@ -40,17 +39,6 @@ def parse_timestamp(text: str) -> datetime | float:
     except ValueError:
         pass
     return datetime.fromisoformat(stripped)
-
-
-def _parse_value(text: str) -> float | None:
-    """A float, or None for a missing point; raise ValueError on anything else."""
-    stripped = text.strip()
-    if stripped.lower() in _MISSING:
-        return None
-    value = float(stripped)
-    if math.isnan(value) or math.isinf(value):
-        return None
-    return value
 
 
 def read_series_csv(
@@ -104,7 +92,7 @@ def read_series_csv(
                 previous = (stamp, line)
                 raw_value = row[value_index]
                 try:
-                    value = _parse_value(raw_value)
+                    value = parse_number(raw_value)
                 except ValueError:
                     raise DetectInputError(
                         f"{path}: column {value_column!r}, line {line}: "

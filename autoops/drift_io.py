@@ -22,11 +22,10 @@ import math
 from pathlib import Path
 
 from autoops.core.detect.drift import DriftDataError, DriftReport, drift_test
+from autoops.tabular import MISSING_TOKENS, is_missing
 
 __all__ = ["MISSING_TOKENS", "DriftInputError", "Table", "detect_drift_csv", "read_table_csv"]
 
-MISSING_TOKENS = frozenset({"", "nan", "na", "n/a", "null", "none"})
-"""Cell texts (case-insensitive, stripped) read as a missing value."""
 
 Table = tuple[list[str], dict[str, list[str]]]
 
@@ -65,15 +64,10 @@ def read_table_csv(path: Path) -> Table:
     return header, columns
 
 
-def _is_missing(cell: str) -> bool:
-    """True for an empty cell or a missing-value token."""
-    return cell.strip().lower() in MISSING_TOKENS
-
-
 def _first_non_number(cells: list[str]) -> str | None:
     """The first non-missing cell that is not a finite-or-infinite number, or None."""
     for cell in cells:
-        if _is_missing(cell):
+        if is_missing(cell):
             continue
         try:
             float(cell)
@@ -84,12 +78,12 @@ def _first_non_number(cells: list[str]) -> str | None:
 
 def _as_floats(cells: list[str]) -> list[float]:
     """Numeric cells as floats, missing ones as NaN."""
-    return [math.nan if _is_missing(c) else float(c) for c in cells]
+    return [math.nan if is_missing(c) else float(c) for c in cells]
 
 
 def _as_labels(cells: list[str]) -> list[str | None]:
     """Categorical cells as labels, missing ones as None."""
-    return [None if _is_missing(c) else c for c in cells]
+    return [None if is_missing(c) else c for c in cells]
 
 
 def detect_drift_csv(
@@ -117,7 +111,7 @@ def detect_drift_csv(
     cur_data: dict[str, list[float] | list[str | None]] = {}
     for name in ref_names:
         for path, cols in ((reference, ref_cols), (current, cur_cols)):
-            if all(_is_missing(cell) for cell in cols[name]):
+            if all(is_missing(cell) for cell in cols[name]):
                 raise DriftInputError(f"{path}: column {name!r} has no values (all missing)")
         bad_ref = _first_non_number(ref_cols[name])
         bad_cur = _first_non_number(cur_cols[name])

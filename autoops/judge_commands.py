@@ -35,10 +35,9 @@ from autoops.core.detect.judge import (
     classify_samples,
     judge,
 )
+from autoops.tabular import parse_number
 
 __all__ = ["CanaryInputError", "bench_canary_command", "canary_command", "read_column"]
-
-_MISSING = {"", "nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 
 
 class CanaryInputError(ValueError):
@@ -70,16 +69,13 @@ def read_column(path: Path, column: str) -> tuple[list[float], int]:
         if not row:
             continue
         cell = row[index].strip() if index < len(row) else ""
-        if cell.lower() in _MISSING:
-            missing += 1
-            continue
         try:
-            value = float(cell)
+            value = parse_number(cell)
         except ValueError:
             raise CanaryInputError(
                 f"{path}:{line}: column {column!r}: {cell!r} is not a number"
             ) from None
-        if not math.isfinite(value):
+        if value is None:
             missing += 1
             continue
         values.append(value)
