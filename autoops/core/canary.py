@@ -121,6 +121,8 @@ def analyse(
     shadow_mode = rollout.strategy is not Strategy.CANARY
     if shadow_mode:
         if cand.shadow_disagreement is None:
+            if failures:
+                return _verdict(failures, fleet, critical, evidence, base, cand)
             return Analysis(Check.INCONCLUSIVE, ("no shadow comparison data yet",), evidence)
         evidence["canary.shadow_disagreement"] = cand.shadow_disagreement
         if cand.shadow_disagreement > rollout.max_shadow_disagreement:
@@ -130,11 +132,17 @@ def analyse(
             )
         return _verdict(failures, fleet, critical, evidence, base, cand)
 
+    # The core's own threshold rules need enough canary data; a judge's failure carries its
+    # own statistics and stands without it.
     if cand.error_ratio is None or cand.request_rate is None:
+        if failures:
+            return _verdict(failures, fleet, critical, evidence, base, cand)
         return Analysis(
             Check.INCONCLUSIVE, ("no canary metrics (missing data is not a pass)",), evidence
         )
     if cand.request_count is not None and cand.request_count < rollout.min_requests:
+        if failures:
+            return _verdict(failures, fleet, critical, evidence, base, cand)
         return Analysis(
             Check.INCONCLUSIVE,
             (f"{cand.request_count:.0f} canary requests < {rollout.min_requests} needed",),

@@ -322,3 +322,31 @@ def test_blue_green_mirrors_then_switches_all_traffic_at_once() -> None:
     assert ActionKind.PROMOTE in kinds(decisions)
     assert world.traffic == {"v2": 1.0}
     assert state.rollout.stable_version == "v2"
+
+
+def test_judge_failure_counts_even_when_the_core_lacks_requests_for_its_own_rules() -> None:
+    """The judge's statistics stand on their own: too few requests for the core's threshold
+    rules must not discard a critical judge finding."""
+
+    def rows(now: float, world: AppliedState) -> tuple[VersionMetrics, ...]:
+        del now, world
+        return (row("v1"), row("v2", count=5.0))  # under min_requests=20
+
+    def findings(now: float) -> tuple[Finding, ...]:
+        if now < 5:
+            return ()
+        return (
+            Finding(
+                FindingKind.CANARY,
+                "sequential",
+                Verdict.FAIL,
+                "error_ratio",
+                "v2",
+                statistics={"e_value": 250.0},
+                critical=True,
+            ),
+        )
+
+    decisions, _, world = run(make_policy(), rows, ticks=3, findings_at=findings)
+    assert ActionKind.ROLLBACK in kinds([decisions[1]])
+    assert world.traffic == {"v1": 1.0}
