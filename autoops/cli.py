@@ -90,6 +90,38 @@ def dryrun(
     raise typer.Exit(run_dryrun(policy, regions or [], verbose))
 
 
+@app.command()
+def simulate(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file (simulations/*.yaml).")],
+    policy: Annotated[
+        Path | None,
+        typer.Option("--policy", "-p", help="Run this policy instead of the scenario's."),
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Public data directory (default: AUTOOPS_DATA_DIR or ../shared/data)."),
+    ] = None,
+    report_dir: Annotated[Path, typer.Option(help="Where report.json and report.html go.")] = Path(
+        "reports/simulate"
+    ),
+    baseline: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--baseline",
+            "-b",
+            help="Baseline to compare with (repeatable; default: the scenario's).",
+        ),
+    ] = None,
+    regions: RegionsOption = None,
+) -> None:
+    """Replay a scenario through the controller and its baselines; write a report with plots."""
+    from autoops.sim.runner import run_scenario_command
+
+    raise typer.Exit(
+        run_scenario_command(scenario, policy, data_dir, report_dir, baseline, regions or [])
+    )
+
+
 @bench_app.command("decide")
 def bench_decide(
     output: OutputOption = None,
