@@ -173,7 +173,7 @@ class SetTraffic:
 
 @dataclass(frozen=True, slots=True)
 class SetReplicas:
-    """Run this many replicas of the deployment in each region (absolute)."""
+    """Run this many replicas of the deployment in each region (absolute: unlisted regions none)."""
 
     replicas: Mapping[str, int]
     kind: Literal[ActionKind.SET_REPLICAS] = ActionKind.SET_REPLICAS

@@ -245,7 +245,13 @@ class _Windows:
 
 
 def _resize(world: _World, replicas: Mapping[str, int], t: float, cold_start_s: float) -> None:
-    """Start new replicas cold; stop surplus ones (the not-yet-ready first)."""
+    """Start new replicas cold; stop surplus ones (the not-yet-ready first).
+
+    Targets are absolute: a region the mapping leaves out runs no replica.
+    """
+    for region in world.ready:
+        if region not in replicas:
+            world.ready[region] = []
     for region, want in replicas.items():
         have = world.ready.setdefault(region, [])
         if want > len(have):

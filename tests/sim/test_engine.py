@@ -138,3 +138,10 @@ def test_requests_are_conserved(rps: float) -> None:
     assert totals["served"] + totals["failed"] + totals["dropped"] == pytest.approx(
         totals["offered"], rel=1e-9
     )
+
+
+def test_replicas_never_exceed_the_policy_maximum_when_traffic_moves_regions() -> None:
+    grid = Grid(down="eu-west", start=100, end=10_000)
+    result = run(SimConfig(duration_s=400), rps=900, grid=grid)
+    assert max(sum(t.replicas.values()) for t in result.ticks) <= POLICY.scaling.max_replicas
+    assert result.ticks[-1].replicas.get("eu-west", 0) == 0
