@@ -10,10 +10,12 @@ same snapshot types as live and acts through the same absolute actions.
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from autoops.contract import VersionFaults
 from autoops.core.actuation import apply_actions
@@ -21,7 +23,14 @@ from autoops.core.state import ControllerState, DecisionContext
 from autoops.model import AppliedState, RegionSignals, Snapshot, VersionMetrics
 from autoops.policy.schema import Policy
 from autoops.regions.model import RegionCatalogue
-from autoops.sim.api import Controller, SignalSource, SimResult, TickRecord, TrafficSource
+from autoops.sim.api import (
+    Controller,
+    Request,
+    SignalSource,
+    SimResult,
+    TickRecord,
+    TrafficSource,
+)
 from autoops.sim.queueing import pool_load
 
 
@@ -74,6 +83,8 @@ class SimConfig:
     """Versions deployed during the run (time -> version), e.g. a canary."""
     faults: tuple[ScheduledFault, ...] = ()
     outages: tuple[MetricsOutage, ...] = ()
+    fidelity: Literal["fluid", "request"] = "fluid"
+    """fluid: queueing formulas on rates; request: every request of the trace queued."""
 
 
 @dataclass
@@ -176,6 +187,158 @@ def _step(
     return _Step(offered, served, failed, dropped, worst, tuple(rows), ready_now)
 
 
+class _Pools:
+    """Per region, when each server (replica slot) is next free: queues that persist."""
+
+    def __init__(self) -> None:
+        self.free_at: dict[str, list[float]] = {}
+
+    def sync(self, region: str, servers: int, t: float) -> list[float]:
+        """Match the region's servers to its ready replicas (new ones free now)."""
+        heap = self.free_at.setdefault(region, [])
+        if len(heap) < servers:
+            for _ in range(servers - len(heap)):
+                heapq.heappush(heap, t)
+        elif len(heap) > servers:
+            # Stopped replicas go first from those that would be free last.
+            keep = heapq.nsmallest(servers, heap)
+            heap[:] = keep
+            heapq.heapify(heap)
+        return heap
+
+
+def _pick(weights: Mapping[str, float], u: float) -> str | None:
+    """The key whose cumulative weight first exceeds ``u`` (in [0, 1))."""
+    total = 0.0
+    last = None
+    for key, weight in weights.items():
+        if weight <= 0:
+            continue
+        last = key
+        total += weight
+        if u < total:
+            return key
+    return last
+
+
+REQUEST_WINDOW_S = 30.0
+"""Per-request metrics are rates over this trailing window, as a Prometheus ``rate()`` is."""
+
+
+@dataclass
+class _RequestWindow:
+    """Per (version, region): recent request outcomes, kept for ``REQUEST_WINDOW_S``."""
+
+    entries: list[tuple[float, str, str, float | None, bool]] = field(default_factory=list)
+    """(time, version, region, latency or None when dropped, failed)."""
+
+    def add(self, t: float, version: str, region: str, latency: float | None, bad: bool) -> None:
+        """Record one request's outcome."""
+        self.entries.append((t, version, region, latency, bad))
+
+    def trim(self, t: float) -> None:
+        """Forget outcomes older than the window."""
+        cut = 0
+        while cut < len(self.entries) and self.entries[cut][0] <= t - REQUEST_WINDOW_S:
+            cut += 1
+        del self.entries[:cut]
+
+
+def _step_requests(
+    policy: Policy,
+    config: SimConfig,
+    world: _World,
+    signals: Mapping[str, RegionSignals],
+    requests: list[Request],
+    pools: _Pools,
+    window: _RequestWindow,
+    rng: random.Random,
+    t: float,
+    dt: float,
+) -> _Step:
+    """Serve one step's requests one by one: route, queue FIFO, fail or answer each."""
+    ready_now = {region: sum(1 for at in times if at <= t) for region, times in world.ready.items()}
+    served = failed = dropped = 0
+    step_worst: float | None = None
+    traffic = world.applied.traffic
+    for request in requests:
+        region = _pick(world.applied.region_weights, rng.random())
+        version = _pick(traffic, rng.random())
+        if region is None or version is None:
+            dropped += 1
+            continue
+        healthy = signals.get(region, RegionSignals(region)).healthy is not False
+        servers = ready_now.get(region, 0) * config.replica_slots if healthy else 0
+        heap = pools.sync(region, servers, t)
+        start = max(request.time, heap[0]) if heap else math.inf
+        if start - request.time > TIMEOUT_S:
+            dropped += 1
+            window.add(request.time, version, region, None, True)
+            continue
+        behaviour = _behaviour(config, version)
+        fault = _active_faults(config, version, request.time)
+        service = rng.expovariate(1.0 / (behaviour.service_s * request.size))
+        heapq.heapreplace(heap, start + service)
+        extra = fault.extra_latency_ms / 1000 if fault else 0.0
+        latency = start + service - request.time + extra
+        step_worst = latency if step_worst is None else max(step_worst, latency)
+        err = behaviour.error_ratio + (fault.error_rate if fault else 0.0)
+        bad = rng.random() < err
+        if bad:
+            failed += 1
+        else:
+            served += 1
+        window.add(request.time, version, region, latency, bad)
+    window.trim(t + dt)
+    rows = _window_rows(policy, config, window, ready_now, t)
+    worst = max((r.latency_p99_ms for r in rows if r.latency_p99_ms is not None), default=None)
+    del step_worst
+    return _Step(len(requests) / dt, served / dt, failed / dt, dropped / dt, worst, rows, ready_now)
+
+
+def _window_rows(
+    policy: Policy,
+    config: SimConfig,
+    window: _RequestWindow,
+    ready_now: Mapping[str, int],
+    t: float,
+) -> tuple[VersionMetrics, ...]:
+    """Rates, error ratios and latency quantiles per (version, region) over the window."""
+    span = min(REQUEST_WINDOW_S, max(t, 1.0))
+    grouped: dict[tuple[str, str], list[tuple[float | None, bool]]] = {}
+    for _, version, region, latency, failed in window.entries:
+        grouped.setdefault((version, region), []).append((latency, failed))
+    rows: list[VersionMetrics] = []
+    for (version, region), outcomes in grouped.items():
+        count = len(outcomes)
+        latencies = sorted(x for x, _ in outcomes if x is not None)
+        bad_count = sum(1 for x, b in outcomes if b or x is None)
+
+        def q(p: float, values: list[float] = latencies) -> float | None:
+            return values[min(int(p * len(values)), len(values) - 1)] * 1000 if values else None
+
+        behaviour = _behaviour(config, version)
+        fault = _active_faults(config, version, t)
+        rate = count / span
+        rows.append(
+            VersionMetrics(
+                deployment=policy.target.deployment,
+                version=version,
+                region=region,
+                request_rate=rate,
+                error_ratio=bad_count / count,
+                latency_p50_ms=q(0.5),
+                latency_p95_ms=q(0.95),
+                latency_p99_ms=q(0.99),
+                ongoing_requests=sum(latencies) / span,
+                healthy_replicas=ready_now.get(region, 0),
+                accuracy=max(behaviour.accuracy - (fault.wrong_answer_rate if fault else 0.0), 0.0),
+                request_count=rate * policy.rollout.analysis_interval_s,
+            )
+        )
+    return tuple(rows)
+
+
 TIMEOUT_S = 30.0
 """How long a request nobody serves stays in flight before it fails."""
 
@@ -270,8 +433,10 @@ def simulate(
     config: SimConfig,
     progress: Callable[[float, float], None] | None = None,
 ) -> SimResult:
-    """Run ``controller`` over the simulated fleet for ``config.duration_s`` (fluid model)."""
+    """Run ``controller`` over the simulated fleet for ``config.duration_s``."""
     rng = random.Random(config.seed)
+    pools = _Pools()
+    request_window = _RequestWindow()
     first = policy.intent.allowed_regions[0]
     applied = AppliedState(
         versions=config.start_versions,
@@ -315,7 +480,21 @@ def simulate(
             world.applied = replace(applied, versions=(*applied.versions, version))
         sig_tuple = signals.at(t)
         sig = {s.region: s for s in sig_tuple}
-        step = _step(policy, config, world, sig, traffic.rate(t + dt / 2), t)
+        if config.fidelity == "request":
+            step = _step_requests(
+                policy,
+                config,
+                world,
+                sig,
+                list(traffic.requests(t, t + dt)),
+                pools,
+                request_window,
+                rng,
+                t,
+                dt,
+            )
+        else:
+            step = _step(policy, config, world, sig, traffic.rate(t + dt / 2), t)
         if windows.windows:
             windows.add(step.rows)
             rows = tuple(

@@ -84,6 +84,12 @@ def build_world(
             traffic = AlibabaQpsTrace.load(trace, peak_rps=spec.peak_rps, seed=scenario.seed)
         else:
             traffic = AzureRequestTrace.load(trace, peak_rps=spec.peak_rps)
+    if traffic.duration_s + 1.0 < scenario.duration_s:
+        raise ScenarioDataError(
+            f"the {spec.source} traffic lasts {traffic.duration_s:.0f} s at peak "
+            f"{spec.peak_rps:g} rps (a higher peak compresses the trace), shorter than "
+            f"duration_s {scenario.duration_s:g}: shorten the run or lower peak_rps"
+        )
     regions = [catalogue[r] for r in policy.intent.allowed_regions if r in catalogue]
     base: FutureSignals
     if scenario.signals.source == "csv":
@@ -119,6 +125,7 @@ def build_world(
     )
     config = SimConfig(
         duration_s=scenario.duration_s,
+        fidelity=world.fidelity,
         step_s=world.step_s,
         replica_slots=world.replica_slots,
         cold_start_s=world.cold_start_s,

@@ -53,6 +53,11 @@ class SignalsSpec(_Model):
 class WorldSpec(_Model):
     """The simulated fleet's physics."""
 
+    fidelity: Literal["fluid", "request"] = Field(
+        default="fluid",
+        description="fluid: queueing formulas on rates (long rate traces); request: every "
+        "request queued one by one (request traces).",
+    )
     step_s: float = Field(default=1.0, gt=0, le=60, description="Integration step, seconds.")
     service_ms: float = Field(default=40.0, gt=0, description="Mean service time per request.")
     replica_slots: int = Field(default=4, ge=1, le=1024, description="Concurrent requests.")

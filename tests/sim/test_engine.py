@@ -145,3 +145,37 @@ def test_replicas_never_exceed_the_policy_maximum_when_traffic_moves_regions() -
     result = run(SimConfig(duration_s=400), rps=900, grid=grid)
     assert max(sum(t.replicas.values()) for t in result.ticks) <= POLICY.scaling.max_replicas
     assert result.ticks[-1].replicas.get("eu-west", 0) == 0
+
+
+def test_fluid_and_per_request_fidelities_agree_on_a_short_slice() -> None:
+    from statistics import median
+
+    from autoops.sim.baselines import StaticReplicas
+    from autoops.sim.traffic import SyntheticTraffic
+
+    traffic = SyntheticTraffic(600.0, peak_rps=200.0, seed=11, burst_rate_per_hour=0.0)
+    results = {}
+    for fidelity in ("fluid", "request"):
+        config = SimConfig(duration_s=600, start_replicas=3, fidelity=fidelity, seed=5)
+        results[fidelity] = simulate(POLICY, CATALOGUE, traffic, Grid(), StaticReplicas(), config)
+    fluid, request = results["fluid"].totals, results["request"].totals
+    assert request["offered"] == pytest.approx(fluid["offered"], rel=0.03)
+    assert request["served"] == pytest.approx(fluid["served"], rel=0.03)
+    p99 = {
+        name: median(t.p99_ms for t in r.ticks if t.p99_ms is not None)
+        for name, r in results.items()
+    }
+    assert p99["request"] == pytest.approx(p99["fluid"], rel=0.3)
+
+
+def test_per_request_fidelity_heals_a_bad_canary_too() -> None:
+    from autoops.sim.traffic import SyntheticTraffic
+
+    fault = ScheduledFault("v2", 60, 1_000, VersionFaults(error_rate=0.5))
+    config = SimConfig(
+        duration_s=400, new_versions={60.0: "v2"}, faults=(fault,), fidelity="request"
+    )
+    traffic = SyntheticTraffic(400.0, peak_rps=150.0, seed=2, burst_rate_per_hour=0.0)
+    result = simulate(POLICY, CATALOGUE, traffic, Grid(), AutoOps(), config)
+    assert any("rollback" in t.actions for t in result.ticks)
+    assert result.ticks[-1].traffic == {"v1": 1.0}

@@ -123,3 +123,27 @@ def test_simulate_without_data_for_a_trace_says_so(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["simulate", str(path), "--data-dir", str(tmp_path / "none")])
     assert result.exit_code == 1
     assert "alibaba" in result.output
+
+
+def test_a_scenario_longer_than_its_trace_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    (data / "traces").mkdir(parents=True)
+    rows = ["TIMESTAMP,ContextTokens,GeneratedTokens"]
+    rows += [f"2023-11-16 18:15:{s:02d}.0000000,100,20" for s in range(0, 60, 2)]
+    (data / "traces" / "azure_llm_2023_conv.csv").write_text("\n".join(rows) + "\n")
+    path = tmp_path / "long.yaml"
+    path.write_text(SHORT.replace("source: synthetic, peak_rps: 200", "source: azure, peak_rps: 1"))
+    result = CliRunner().invoke(app, ["simulate", str(path), "--data-dir", str(data)])
+    assert result.exit_code == 1
+    assert "shorten the run or lower peak_rps" in result.output
+
+
+def test_per_request_scenarios_run(tmp_path: Path) -> None:
+    path = tmp_path / "req.yaml"
+    path.write_text(
+        SHORT.replace("world: {service_ms: 25}", "world: {service_ms: 25, fidelity: request}")
+    )
+    result = CliRunner().invoke(app, ["simulate", str(path), "--report-dir", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["controllers"]["autoops"]["requests"] > 0
