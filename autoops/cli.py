@@ -122,6 +122,38 @@ def simulate(
     )
 
 
+@bench_app.command("sim")
+def bench_sim(
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Public data directory (default: AUTOOPS_DATA_DIR or ../shared/data)."),
+    ] = None,
+    seeds: Annotated[int, typer.Option(min=1, help="Seeded bad-canary runs.")] = 5,
+    output: OutputOption = None,
+) -> None:
+    """Simulator speed, scaling vs Ray Serve's default, carbon vs agnostic, canary vs Flagger."""
+    import sys
+
+    from rich.console import Console
+
+    from autoops.bench.common import write_result
+    from autoops.bench.sim import run_sim_bench
+    from autoops.regions.loader import default_catalogue
+    from autoops.sim.runner import default_data_dir
+
+    data = data_dir or default_data_dir()
+    if data is None or not data.is_dir():
+        print(
+            "bench sim needs the public data: pass --data-dir or set AUTOOPS_DATA_DIR",
+            file=sys.stderr,
+        )
+        raise typer.Exit(1)
+    console = Console(stderr=True)
+    with console.status("bench sim") as status:
+        result = run_sim_bench(data, default_catalogue(), seeds, lambda m: status.update(m))
+    write_result(result, output)
+
+
 @bench_app.command("decide")
 def bench_decide(
     output: OutputOption = None,

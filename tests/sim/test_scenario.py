@@ -147,3 +147,9 @@ def test_per_request_scenarios_run(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["controllers"]["autoops"]["requests"] > 0
+
+
+def test_bench_sim_without_data_says_what_it_needs(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["bench", "sim", "--data-dir", str(tmp_path / "none")])
+    assert result.exit_code == 1
+    assert "needs the public data" in result.output
