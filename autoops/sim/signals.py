@@ -252,44 +252,35 @@ class StaticSignals:
 
 
 @dataclass(frozen=True, slots=True)
-class CarbonSpike:
+class _Window:
+    """Something that holds in ``region`` during [start_s, start_s + duration_s)."""
+
+    region: str
+    start_s: float
+    duration_s: float
+
+    def active(self, t: float) -> bool:
+        """Whether ``t`` falls inside the window."""
+        return self.start_s <= t < self.start_s + self.duration_s
+
+
+@dataclass(frozen=True, slots=True)
+class CarbonSpike(_Window):
     """``region``'s carbon intensity is ``value`` gCO2e/kWh in [start_s, start_s + duration_s)."""
 
-    region: str
-    start_s: float
-    duration_s: float
     value: float
-
-    def active(self, t: float) -> bool:
-        """Whether ``t`` falls inside the window."""
-        return self.start_s <= t < self.start_s + self.duration_s
 
 
 @dataclass(frozen=True, slots=True)
-class PriceSpike:
+class PriceSpike(_Window):
     """``region``'s electricity price is ``value`` USD/MWh in [start_s, start_s + duration_s)."""
 
-    region: str
-    start_s: float
-    duration_s: float
     value: float
-
-    def active(self, t: float) -> bool:
-        """Whether ``t`` falls inside the window."""
-        return self.start_s <= t < self.start_s + self.duration_s
 
 
 @dataclass(frozen=True, slots=True)
-class RegionOutage:
+class RegionOutage(_Window):
     """``region`` is unhealthy (``healthy=False``) during [start_s, start_s + duration_s)."""
-
-    region: str
-    start_s: float
-    duration_s: float
-
-    def active(self, t: float) -> bool:
-        """Whether ``t`` falls inside the window."""
-        return self.start_s <= t < self.start_s + self.duration_s
 
 
 Override = CarbonSpike | PriceSpike | RegionOutage
