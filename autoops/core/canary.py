@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from autoops.core.aggregate import Aggregate, aggregate_version, rows_by_version
+from autoops.core.aggregate import aggregate_version, rows_by_version
 from autoops.core.state import Phase, RolloutState
 from autoops.model import (
     Action,
@@ -122,7 +122,7 @@ def analyse(
     if shadow_mode:
         if cand.shadow_disagreement is None:
             if failures:
-                return _verdict(failures, fleet, critical, evidence, base, cand)
+                return _verdict(failures, fleet, critical, evidence)
             return Analysis(Check.INCONCLUSIVE, ("no shadow comparison data yet",), evidence)
         evidence["canary.shadow_disagreement"] = cand.shadow_disagreement
         if cand.shadow_disagreement > rollout.max_shadow_disagreement:
@@ -130,19 +130,19 @@ def analyse(
                 f"shadow disagreement {cand.shadow_disagreement:.1%} > "
                 f"{rollout.max_shadow_disagreement:.1%}"
             )
-        return _verdict(failures, fleet, critical, evidence, base, cand)
+        return _verdict(failures, fleet, critical, evidence)
 
     # The core's own threshold rules need enough canary data; a judge's failure carries its
     # own statistics and stands without it.
     if cand.error_ratio is None or cand.request_rate is None:
         if failures:
-            return _verdict(failures, fleet, critical, evidence, base, cand)
+            return _verdict(failures, fleet, critical, evidence)
         return Analysis(
             Check.INCONCLUSIVE, ("no canary metrics (missing data is not a pass)",), evidence
         )
     if cand.request_count is not None and cand.request_count < rollout.min_requests:
         if failures:
-            return _verdict(failures, fleet, critical, evidence, base, cand)
+            return _verdict(failures, fleet, critical, evidence)
         return Analysis(
             Check.INCONCLUSIVE,
             (f"{cand.request_count:.0f} canary requests < {rollout.min_requests} needed",),
@@ -243,7 +243,7 @@ def analyse(
             )
             (fleet if base_trips else failures).append(message)
 
-    return _verdict(failures, fleet, critical, evidence, base, cand)
+    return _verdict(failures, fleet, critical, evidence)
 
 
 def _verdict(
@@ -251,10 +251,8 @@ def _verdict(
     fleet: list[str],
     critical: bool,
     evidence: dict[str, float | str | None],
-    base: Aggregate,
-    cand: Aggregate,
 ) -> Analysis:
-    del base, cand
+    """The analysis from what failed: the canary's failures first, then fleet-wide faults."""
     if failures:
         return Analysis(Check.CRITICAL if critical else Check.FAIL, tuple(failures), evidence)
     if fleet:
@@ -459,18 +457,17 @@ def progress(
             stable_traffic(stable),
         )
     promote = Promote(canary)
-    if "promote" in policy.guardrails.require_approval:
-        waiting = _await_approval(
-            policy,
-            state,
-            promote,
-            approvals,
-            reasons,
-            evidence,
-            f"analysis passed every step: promotion of {canary}",
-        )
-        if waiting is not None:
-            return waiting
+    waiting = _await_approval(
+        policy,
+        state,
+        promote,
+        approvals,
+        reasons,
+        evidence,
+        f"analysis passed every step: promotion of {canary}",
+    )
+    if waiting is not None:
+        return waiting
     promoted = RolloutState(
         phase=Phase.IDLE,
         stable_version=canary,
@@ -512,18 +509,17 @@ def _fail(
             stable_traffic(stable),
         )
     rollback = Rollback(from_version=canary, to_version=stable)
-    if "rollback" in policy.guardrails.require_approval:
-        waiting = _await_approval(
-            policy,
-            state,
-            rollback,
-            approvals,
-            reasons,
-            evidence,
-            f"canary {canary} failed ({why}); rollback",
-        )
-        if waiting is not None:
-            return waiting
+    waiting = _await_approval(
+        policy,
+        state,
+        rollback,
+        approvals,
+        reasons,
+        evidence,
+        f"canary {canary} failed ({why}); rollback",
+    )
+    if waiting is not None:
+        return waiting
     rolled = RolloutState(
         phase=Phase.IDLE,
         stable_version=stable,
@@ -548,7 +544,9 @@ def _await_approval(
     evidence: Mapping[str, float | str | None],
     what: str,
 ) -> RolloutStep | None:
-    """Hold the step while ``action`` waits for a human; None once it is approved."""
+    """Hold the step while ``action`` waits for a human; None when not needed or approved."""
+    if action.kind.value not in policy.guardrails.require_approval:
+        return None
     ident = approval_id(policy, action)
     if ident in approvals:
         return None

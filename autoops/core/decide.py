@@ -187,6 +187,9 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
     )
     for region, why in sorted(degraded.items()):
         evidence[f"region.{region}.degraded"] = why
+    # Regions being evacuated: degraded, or outside the compliance boundary.
+    allowed = set(policy.intent.allowed_regions)
+    forced = frozenset(set(degraded) | {r for r in applied.region_weights if r not in allowed})
 
     # -- rollout --------------------------------------------------------------------------
     step: RolloutStep = progress(
@@ -228,7 +231,7 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
             rollout=rollout_state,
             scaling=cleared_timers(scaling_state),
         )
-        return _finish(ctx, actions, reasons, evidence, new_state, degraded, False, pending_rollout)
+        return _finish(ctx, actions, reasons, evidence, new_state, forced, False, pending_rollout)
 
     # -- findings: anomaly and drift -----------------------------------------------------------
     anomaly_scale = False
@@ -296,8 +299,6 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
 
     # -- placement ----------------------------------------------------------------------------
     placement = place(policy.intent, policy.slo.latency_p99_ms, ctx.catalogue, signals, degraded)
-    allowed = set(policy.intent.allowed_regions)
-    forced = frozenset(set(degraded) | {r for r in applied.region_weights if r not in allowed})
     region_weights = _target_region_weights(
         policy, applied.region_weights, placement, forced, reasons
     )
@@ -347,9 +348,7 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
         retrain_state[0],
         retrain_state[1],
     )
-    return _finish(
-        ctx, actions, reasons, evidence, new_state, degraded, slo_at_risk, pending_rollout
-    )
+    return _finish(ctx, actions, reasons, evidence, new_state, forced, slo_at_risk, pending_rollout)
 
 
 def _finish(
@@ -358,7 +357,7 @@ def _finish(
     reasons: list[str],
     evidence: Evidence,
     state: ControllerState,
-    degraded: Mapping[str, str],
+    forced: frozenset[str],
     slo_at_risk: bool,
     rollout_pending: tuple[Action, ...] = (),
 ) -> tuple[Decision, ControllerState]:
@@ -372,8 +371,6 @@ def _finish(
             state = replace(state, action_times=times)
         quiet = Decision(now, (), tuple(reasons), evidence, dry_run=policy.guardrails.dry_run)
         return quiet, state
-    allowed = set(policy.intent.allowed_regions)
-    forced = frozenset(set(degraded) | {r for r in applied.region_weights if r not in allowed})
     exempt = any(isinstance(a, Rollback | Promote) for a in actions) or any(
         isinstance(a, SetTraffic)
         and len([w for w in a.weights.values() if w > 0]) == 1
