@@ -76,6 +76,18 @@ def version_deployment_name(model: str, version: str, region: str) -> str:
     return NAME_SEPARATOR.join((model, version, region))
 
 
+def version_app_name(application: str, version: str) -> str:
+    """The Serve application that holds every region's deployment of one version.
+
+    Each version is its own application, so adding or retiring a version never changes the
+    ingress application's code version (which would restart its replicas): the ingress finds a
+    version's handles by name, ``(version_deployment_name(...), version_app_name(...))``.
+    """
+    if not _NAME_PART.match(version):
+        raise ValueError(f"version {version!r} is not a valid name part")
+    return f"{application}{NAME_SEPARATOR}{version}"
+
+
 def parse_deployment_name(name: str) -> tuple[str, str, str] | None:
     """(model, version, region) of a version deployment's name, or None for other names."""
     parts = name.split(NAME_SEPARATOR)
@@ -157,6 +169,12 @@ class RoutingTable(_Config):
     region_weights: dict[str, float] = Field(
         description="Traffic weight per region (normalised by the ingress; absent = 0)."
     )
+    deployments: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Regions where each version is deployed (its application "
+        "version_app_name(app, version) holds one deployment per region). Empty: every version "
+        "in weights in every region in region_weights.",
+    )
     shadow: ShadowConfig = Field(default_factory=ShadowConfig, description="Mirrored traffic.")
     header_override: bool = Field(
         default=True, description=f"Honour the {VERSION_HEADER} header (A/B tests)."
@@ -179,6 +197,12 @@ class RoutingTable(_Config):
             if sum(weights.values()) <= 0:
                 raise ValueError(f"{label}: at least one weight must be positive")
         return self
+
+    def deployed_pairs(self) -> frozenset[tuple[str, str]]:
+        """The (version, region) pairs that have a deployment, per ``deployments``."""
+        if self.deployments:
+            return frozenset((v, r) for v, regions in self.deployments.items() for r in regions)
+        return frozenset((v, r) for v in self.weights for r in self.region_weights)
 
 
 # --------------------------------------------------------------------------- routes
@@ -222,6 +246,9 @@ class SampleRecord(BaseModel):
     inputs: list[float]
     prediction: int
     confidence: float
+    request_id: str | None = None
+    label: int | None = None
+    """The true label, once labelled feedback for this request arrived (for retraining)."""
 
 
 # --------------------------------------------------------------------------- metrics
