@@ -62,3 +62,21 @@ def test_never_holds_more_than_the_bound(per_version: int, n: int) -> None:
     kept = reservoir.recent("v1", 1000)
     assert len(kept) == min(n, per_version)
     assert [r.time for r in kept] == [float(t) for t in range(n - len(kept), n)]
+
+
+def test_labels_from_feedback_attach_to_their_request_rows_in_order() -> None:
+    from autoops.contract import SampleRecord
+    from serve_apps.reservoir import SampleReservoir
+
+    reservoir = SampleReservoir(per_version=10)
+    for rid, rows in (("a", 2), ("b", 1)):
+        for _ in range(rows):
+            reservoir.add(
+                SampleRecord(
+                    time=1.0, version="v1", region="r", inputs=[0.0], prediction=1,
+                    confidence=0.9, request_id=rid,
+                )
+            )
+    reservoir.label("a", [3, 4])
+    labels = [(r.request_id, r.label) for r in reservoir.recent("v1", 10)]
+    assert labels == [("a", 3), ("a", 4), ("b", None)]
