@@ -127,7 +127,7 @@ class Controller:
             return
         m.mtime = mtime
         try:
-            policy = load_policy(m.path)
+            policy = load_policy(m.path, m.reconciler.catalogue)
         except ConfigError as exc:
             m.policy_error = str(exc)
             log.error("policy_rejected", file=str(m.path), error=str(exc))
