@@ -7,10 +7,13 @@ from typing import Annotated
 
 import typer
 
+from autoops.audit_commands import audit_command, status_command
 from autoops.detect_commands import bench_nab_command, detect_app
 from autoops.drift_commands import bench_drift_command, drift_command
 from autoops.judge_commands import bench_canary_command, canary_command
 from autoops.policy.commands import policy_app
+from autoops.run_commands import run_command
+from autoops.submit_commands import cluster_config_command, submit_command
 
 app = typer.Typer(
     name="autoops",
@@ -33,6 +36,11 @@ bench_app.command("canary")(bench_canary_command)
 bench_app.command("drift")(bench_drift_command)
 detect_app.command("drift")(drift_command)
 detect_app.command("canary")(canary_command)
+app.command("run")(run_command)
+app.command("submit")(submit_command)
+app.command("cluster-config")(cluster_config_command)
+app.command("audit")(audit_command)
+app.command("status")(status_command)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DRYRUN_POLICY = REPO_ROOT / "policies" / "carbon-aware.yaml"
