@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from autoops.audit_commands import audit_command, status_command
+from autoops.demo_commands import demo_command
 from autoops.detect_commands import bench_nab_command, detect_app
 from autoops.drift_commands import bench_drift_command, drift_command
 from autoops.judge_commands import bench_canary_command, canary_command
@@ -36,6 +37,7 @@ bench_app.command("canary")(bench_canary_command)
 bench_app.command("drift")(bench_drift_command)
 detect_app.command("drift")(drift_command)
 detect_app.command("canary")(canary_command)
+app.command("demo")(demo_command)
 app.command("run")(run_command)
 app.command("submit")(submit_command)
 app.command("cluster-config")(cluster_config_command)

@@ -101,7 +101,17 @@ def applied_state(details: ServeDetails, application: str) -> AppliedState:
     table = routing_table(details, application)
     counts = replica_counts(details, application, table)
     pairs = table.deployed_pairs()
-    versions = tuple(sorted({v for v, _ in pairs}))
+    small = table.cascade.small_version
+    # The cascade's small model is part of the serving path, not a rollout candidate.
+    versions = tuple(
+        sorted(
+            {
+                v
+                for v, _ in pairs
+                if v != small or table.weights.get(v, 0.0) > 0 or v == table.stable_version
+            }
+        )
+    )
     total_w = sum(table.weights.values())
     traffic = {v: table.weights.get(v, 0.0) / total_w for v in versions}
     total_r = sum(table.region_weights.values())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -13,6 +14,21 @@ STATUS_PATH = "/api/serve/applications/"
 """GET: Serve's instance details; PUT: replace the whole declarative config."""
 TOKEN_ENV = "RAY_AUTH_TOKEN"
 """Environment variable holding the Ray dashboard token (Ray 2.60 turns token auth on)."""
+TOKEN_PATH_ENV = "RAY_AUTH_TOKEN_PATH"
+"""Environment variable naming a file that holds the token (as Ray reads it)."""
+
+
+def default_ray_token() -> str | None:
+    """The token Ray's own clients would send: $RAY_AUTH_TOKEN, its path, or ~/.ray/auth_token."""
+    token = os.environ.get(TOKEN_ENV)
+    if token:
+        return token.strip()
+    path = Path(os.environ.get(TOKEN_PATH_ENV) or Path.home() / ".ray" / "auth_token")
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return text or None
 
 
 class ServeRestError(RuntimeError):
@@ -41,7 +57,7 @@ class RestServeClient:
     ) -> None:
         self.url = check_dashboard_url(dashboard_url)
         merged = dict(headers or {})
-        token = token if token is not None else os.environ.get(TOKEN_ENV)
+        token = token if token is not None else default_ray_token()
         if token and not any(k.lower() == "authorization" for k in merged):
             merged["Authorization"] = f"Bearer {token}"
         self._client = httpx.Client(base_url=self.url, timeout=timeout_s, headers=merged)

@@ -10,7 +10,7 @@ import pytest
 
 from autoops.adapters.serve_actuator import ServeActuator
 from autoops.adapters.serve_config import ServeConfigError, applied_state
-from autoops.contract import RoutingTable, version_app_name, version_deployment_name
+from autoops.contract import CascadeConfig, RoutingTable, version_app_name, version_deployment_name
 from autoops.model import (
     Alert,
     Promote,
@@ -195,3 +195,13 @@ def test_a_rollback_already_in_force_is_unchanged_even_with_implicit_deployments
     actuator, serve = _actuator(_table(weights={"v1": 1.0}))
     assert actuator.apply(Rollback("v2", "v1")).outcome is Outcome.UNCHANGED
     assert serve.puts == 0
+
+
+def test_the_cascade_small_model_is_not_a_rollout_candidate() -> None:
+    table = _table(
+        weights={"v1": 1.0},
+        deployments={"v1": ["eu-north"], "small-v1": ["eu-north"]},
+        cascade=CascadeConfig(small_version="small-v1"),
+    )
+    actuator, _ = _actuator(table)
+    assert actuator.read_applied().versions == ("v1",)
