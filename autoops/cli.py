@@ -13,6 +13,7 @@ from autoops.detect_commands import bench_nab_command, detect_app
 from autoops.drift_commands import bench_drift_command, drift_command
 from autoops.judge_commands import bench_canary_command, canary_command
 from autoops.policy.commands import policy_app
+from autoops.prometheus_commands import bench_observe_command, prometheus_app
 from autoops.run_commands import run_command
 from autoops.submit_commands import cluster_config_command, submit_command
 
@@ -38,6 +39,8 @@ bench_app.command("drift")(bench_drift_command)
 detect_app.command("drift")(drift_command)
 detect_app.command("canary")(canary_command)
 app.command("demo")(demo_command)
+app.add_typer(prometheus_app, name="prometheus")
+bench_app.command("observe")(bench_observe_command)
 app.command("run")(run_command)
 app.command("submit")(submit_command)
 app.command("cluster-config")(cluster_config_command)
@@ -130,6 +133,18 @@ def simulate(
     raise typer.Exit(
         run_scenario_command(scenario, policy, data_dir, report_dir, baseline, regions or [])
     )
+
+
+@bench_app.command("ingress")
+def bench_ingress(output: OutputOption = None) -> None:
+    """Latency the ingress adds over a direct handle call, and the app's HTTP throughput."""
+    from rich.console import Console
+
+    from autoops.bench.common import write_result
+    from autoops.bench.ingress import IngressBenchConfig, run_ingress_bench
+
+    with Console(stderr=True).status("bench ingress") as status:
+        write_result(run_ingress_bench(IngressBenchConfig(), status.update), output)
 
 
 @bench_app.command("sim")

@@ -90,7 +90,7 @@ def run_command(
     ] = False,
     scrape_target: Annotated[
         list[str] | None,
-        typer.Option(help="A HOST:PORT metrics endpoint to scrape (repeatable; default: Ray's SD file)."),
+        typer.Option(help="HOST:PORT to scrape (repeatable; default: Ray's SD file)."),
     ] = None,
     ingress_url: Annotated[
         str, typer.Option(help="The serving app's HTTP address (raw samples for drift).")

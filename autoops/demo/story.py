@@ -32,7 +32,7 @@ log = get_logger("autoops.demo")
 POLICY_FILE = Path(__file__).with_name("policy.yaml")
 REGIONS = ("eu-west", "eu-central")
 STORIES = ("canary", "ramp", "carbon", "drift")
-BASE_RATE = 8.0
+BASE_RATE = 12.0
 """Requests per second of steady traffic."""
 
 
@@ -73,9 +73,11 @@ class LoadDriver:
         from serve_apps.loadgen import LoadConfig, run_load_sync
 
         seed = 0
+        row = 0
         while not self._stop.is_set():
             seed += 1
             requests = max(1, int(self.rate * self.chunk_s))
+            start_row, row = row, row + requests
             config = LoadConfig(
                 url=self.url,
                 requests=requests,
@@ -87,6 +89,7 @@ class LoadDriver:
                 token=self.token,
                 seed=seed,
                 timeout_s=10.0,
+                start_row=start_row,
             )
             try:
                 report = run_load_sync(config)

@@ -136,7 +136,7 @@ class Reconciler:
         return MetricsQuery(
             application=self.policy.target.application,
             model=self.policy.target.deployment,
-            window_s=max(2 * self.policy.tick_interval_s, 10.0),
+            window_s=max(3 * self.policy.tick_interval_s, 15.0),
             burn_windows_s=windows,
             stale_after_s=self.policy.remediations.metrics_stale_after_s,
         )

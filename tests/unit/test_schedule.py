@@ -8,16 +8,41 @@ from autoops.core.schedule import greenest_slot
 @pytest.mark.parametrize(
     ("forecast", "deadline", "duration", "start", "region"),
     [
-        pytest.param([(0, "a", 300), (3600, "a", 100), (7200, "b", 50)], 10_000, 0, 7200, "b",
-                     id="lowest-before-deadline"),
-        pytest.param([(0, "a", 300), (3600, "a", 100), (7200, "b", 50)], 7_000, 0, 3600, "a",
-                     id="slot-past-deadline-ignored"),
-        pytest.param([(0, "a", 300), (3600, "a", 100), (7200, "b", 50)], 8_000, 1_000, 3600, "a",
-                     id="slot-that-would-overrun-ignored"),
-        pytest.param([(0, "a", 100), (3600, "a", 100)], 10_000, 0, 0, "a",
-                     id="ties-start-earliest"),
-        pytest.param([(0, "a", None), (3600, "b", math.nan), (7200, "c", 400)], 10_000, 0,
-                     7200, "c", id="missing-forecast-never-chosen"),
+        pytest.param(
+            [(0, "a", 300), (3600, "a", 100), (7200, "b", 50)],
+            10_000,
+            0,
+            7200,
+            "b",
+            id="lowest-before-deadline",
+        ),
+        pytest.param(
+            [(0, "a", 300), (3600, "a", 100), (7200, "b", 50)],
+            7_000,
+            0,
+            3600,
+            "a",
+            id="slot-past-deadline-ignored",
+        ),
+        pytest.param(
+            [(0, "a", 300), (3600, "a", 100), (7200, "b", 50)],
+            8_000,
+            1_000,
+            3600,
+            "a",
+            id="slot-that-would-overrun-ignored",
+        ),
+        pytest.param(
+            [(0, "a", 100), (3600, "a", 100)], 10_000, 0, 0, "a", id="ties-start-earliest"
+        ),
+        pytest.param(
+            [(0, "a", None), (3600, "b", math.nan), (7200, "c", 400)],
+            10_000,
+            0,
+            7200,
+            "c",
+            id="missing-forecast-never-chosen",
+        ),
     ],
 )
 def test_greenest_slot_picks_lowest_intensity_inside_the_deadline(

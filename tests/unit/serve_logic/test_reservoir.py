@@ -73,8 +73,13 @@ def test_labels_from_feedback_attach_to_their_request_rows_in_order() -> None:
         for _ in range(rows):
             reservoir.add(
                 SampleRecord(
-                    time=1.0, version="v1", region="r", inputs=[0.0], prediction=1,
-                    confidence=0.9, request_id=rid,
+                    time=1.0,
+                    version="v1",
+                    region="r",
+                    inputs=[0.0],
+                    prediction=1,
+                    confidence=0.9,
+                    request_id=rid,
                 )
             )
     reservoir.label("a", [3, 4])
