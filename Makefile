@@ -27,9 +27,9 @@ $(STAMP):
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-## demo: run the main job on the embedded default (a dry-run of the decision core)
+## demo: run the main job: the live demo on a local Ray (autoops demo)
 demo: setup
-	$(BIN)/autoops dryrun
+	$(BIN)/autoops demo
 
 ## lint: ruff, mypy (strict) and the import-layer contracts
 lint: setup
