@@ -7,6 +7,7 @@ the whole config back (Serve's PUT replaces every application). It works the sam
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -76,12 +77,26 @@ class ServeActuator:
         """The ingress's routing table as Serve holds it now."""
         return routing_table(self.client.details(), self.application)
 
+    def _settle(self, table: RoutingTable, timeout_s: float = 15.0) -> None:
+        """Wait until Serve's details show ``table``, so the next read-modify-write sees it.
+
+        Serve answers a PUT before its details reflect it; without this a second write soon
+        after the first could read the old config and silently undo the first.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if routing_table(self.client.details(), self.application) == table:
+                return
+            time.sleep(0.2)
+        log.warning("routing_not_settled", timeout_s=timeout_s)
+
     def write_routing(self, table: RoutingTable) -> None:
         """Replace the ingress's routing table as a whole (for operators, tests and the demo)."""
         details = self.client.details()
         configs = app_configs(details)
         with_routing(configs, self.application, table)
         self.client.deploy(deploy_config(details, configs))
+        self._settle(table)
 
     def apply(self, action: Action) -> ApplyResult:
         """Apply one action; unchanged when Serve already holds the target."""
@@ -112,6 +127,7 @@ class ServeActuator:
         configs = app_configs(details)
         with_routing(configs, self.application, target)
         self.client.deploy(deploy_config(details, configs))
+        self._settle(target)
         return ApplyResult(action, Outcome.UPDATED, "ingress user_config updated")
 
     def _apply_replicas(self, action: SetReplicas) -> ApplyResult:
@@ -160,5 +176,6 @@ class ServeActuator:
         routed = table.model_copy(update={"deployments": deployments})
         with_routing(configs, self.application, routed)
         self.client.deploy(deploy_config(details, configs))
+        self._settle(routed)
         log.info("version_deployed", version=version, regions=list(regions))
         return True

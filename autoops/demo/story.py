@@ -233,6 +233,18 @@ class Demo:
     def _applied_kinds(self) -> list[str]:
         return [a["action"] for a in self._audit_actions() if a["outcome"] == "updated"]
 
+    def _set_faults(self, version: str, faults: VersionFaults | None) -> None:
+        actuator = self._reconciler().actuator
+        table = actuator.routing()
+        current = dict(table.faults)
+        if faults is None:
+            if version not in current:
+                return
+            current.pop(version)
+        else:
+            current[version] = faults
+        actuator.write_routing(table.model_copy(update={"faults": current}))
+
     # -- the chapters ---------------------------------------------------------------------
     def chapters(self) -> list[Chapter]:
         """The chapters the options ask for, in story order."""
@@ -244,10 +256,7 @@ class Demo:
                 actuator = self._reconciler().actuator
                 start_rollbacks[0] = self._applied_kinds().count("rollback")
                 if self.fault:
-                    table = actuator.routing()
-                    faults = dict(table.faults)
-                    faults["v2"] = VersionFaults(wrong_answer_rate=0.6)
-                    actuator.write_routing(table.model_copy(update={"faults": faults}))
+                    self._set_faults("v2", VersionFaults(wrong_answer_rate=0.6))
                 actuator.deploy_version("v2", list(REGIONS))
 
             out.append(
@@ -272,16 +281,28 @@ class Demo:
                 before[0] = sum(self._applied().replicas.values())
                 assert self.load is not None
                 self.load.rate = BASE_RATE * 4
+                # The digits models answer in milliseconds; heavier requests make the ramp
+                # need replicas, as it would for a real model.
+                self._set_faults("v1", VersionFaults(extra_latency_ms=150))
 
             def ramp_healed() -> bool:
                 return bool(sum(self._applied().replicas.values()) > before[0])
 
-            out.append(Chapter("traffic ramp", "load x4", ramp_start, ramp_healed, 60))
+            out.append(
+                Chapter(
+                    "traffic ramp",
+                    "load x4, each request 150 ms heavier",
+                    ramp_start,
+                    ramp_healed,
+                    60,
+                )
+            )
         if "carbon" in self.stories:
 
             def carbon_start() -> None:
                 assert self.load is not None
                 self.load.rate = BASE_RATE
+                self._set_faults("v1", None)
                 _write_overrides(self.overrides, {"eu-west": 120.0, "eu-central": 650.0})
 
             def carbon_healed() -> bool:
