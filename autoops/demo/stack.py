@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from autoops.adapters.prometheus_server import (
     PrometheusNotInstalledError,
     PrometheusServer,
     find_prometheus,
+    free_port,
     prometheus_config,
 )
 from autoops.adapters.scrape import BuiltinScraper
@@ -28,13 +28,6 @@ log = get_logger("autoops.demo")
 
 INFERENCE_TOKEN_ENV = "AUTOOPS_INFERENCE_TOKEN"
 ADMIN_TOKEN_ENV = "AUTOOPS_ADMIN_TOKEN"
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import os
 import secrets
-import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -23,6 +22,7 @@ from typing import Any, TypeVar
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from autoops.adapters.prometheus_server import free_port
 from autoops.contract import INGRESS_DEPLOYMENT, ROUTING_ROUTE, RoutingTable
 from serve_apps.app import StackSpec, ensure_registry, stack_config, wait_until_running
 from serve_apps.ingress import IngressSettings
@@ -31,14 +31,6 @@ T = TypeVar("T")
 
 INFERENCE_TOKEN_ENV = "AUTOOPS_INFERENCE_TOKEN"
 ADMIN_TOKEN_ENV = "AUTOOPS_ADMIN_TOKEN"
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for(
