@@ -32,7 +32,7 @@ from autoops.ports import (
 from autoops.regions.model import RegionCatalogue
 from autoops.runtime.detection import Detection
 from autoops.runtime.metrics import ControllerMetrics
-from autoops.store.codec import action_to_json, state_from_json, state_to_json
+from autoops.store.codec import action_from_json, action_to_json, state_from_json, state_to_json
 from autoops.store.sqlite import SQLiteStore
 
 log = get_logger("autoops.loop")
@@ -106,8 +106,6 @@ class Reconciler:
             self._finish_intent(intent.seq, intent.body, intent.reconcile_id)
 
     def _finish_intent(self, seq: int, body: Any, reconcile_id: str) -> None:
-        from autoops.store.codec import action_from_json
-
         with reconcile_context(reconcile_id, policy=self.name, resumed_intent=seq):
             for raw in body.get("actions", []):
                 action = action_from_json(raw)
