@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,7 +22,11 @@ def print_summary(result: DemoResult, console: Console) -> None:
         took = f" in {chapter.took_s:.0f} s" if chapter.took_s is not None else ""
         mark = "[green]✔[/green]" if chapter.outcome == "healed" else "[red]✘[/red]"
         console.print(f"  {mark} {chapter.name}: {chapter.outcome}{took}")
-    console.print("\n[bold]Actions applied[/bold] (from the audit log)")
+    applied = Counter(a["action"] for a in result.actions if a["outcome"] == "updated")
+    counts = ", ".join(f"{kind} {n}" for kind, n in sorted(applied.items())) or "none"
+    console.print(
+        f"\n[bold]Actions applied[/bold] (from the audit log): {sum(applied.values())} ({counts})"
+    )
     for action in result.actions:
         if action["outcome"] == "unchanged":
             continue

@@ -45,6 +45,8 @@ class LocalStack:
     """prometheus | scraper."""
     prometheus: PrometheusServer | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    session_dir: str = ""
+    """Ray's session folder: every process of this cluster names it."""
 
     def close(self) -> None:
         """Stop Prometheus (or the scraper), Serve and Ray; safe to call twice."""
@@ -143,6 +145,7 @@ def start_stack(
             source=kind,
             prometheus=prometheus,
             config=config,
+            session_dir=str(getattr(context, "address_info", {}).get("session_dir", "")),
         )
     except BaseException:
         if prometheus is not None:

@@ -8,9 +8,11 @@ remediation with a deadline, and the summary checks the counts against the audit
 
 from __future__ import annotations
 
+import json
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,10 +51,14 @@ class LoadTotals:
 class LoadDriver:
     """Bounded loopback load in short chunks, at a rate and input shift the story sets."""
 
-    def __init__(self, url: str, token: str, chunk_s: float = 2.0) -> None:
+    def __init__(
+        self, url: str, token: str, chunk_s: float = 2.0, ledger: Path | None = None
+    ) -> None:
         self.url = url
         self.token = token
         self.chunk_s = chunk_s
+        self.ledger = ledger
+        """When given, one JSON line per chunk: what the load generator itself reported."""
         self.rate = BASE_RATE
         self.shift = 0.0
         self.totals = LoadTotals()
@@ -91,16 +97,38 @@ class LoadDriver:
                 timeout_s=10.0,
                 start_row=start_row,
             )
+            began = time.time()
             try:
                 report = run_load_sync(config)
-            except Exception as exc:  # a failed chunk is counted, never fatal
+            except Exception as exc:  # a failed chunk is logged, never fatal
                 log.warning("load_chunk_failed", error=str(exc))
+                self._write_ledger({"chunk": seed, "error": str(exc)})
                 continue
+            feedback = sum(t.feedback_sent for t in report.versions.values())
+            self._write_ledger(
+                {
+                    "chunk": seed,
+                    "sent": report.sent,
+                    "ok": report.ok,
+                    "failed": report.failed,
+                    "feedback_sent": feedback,
+                    "rate": config.rate_per_s,
+                    "shift": config.input_shift,
+                    "started": began,
+                    "ended": time.time(),
+                }
+            )
             with self._lock:
                 self.totals.sent += report.sent
                 self.totals.ok += report.ok
                 self.totals.failed += report.failed
-                self.totals.feedback_sent += sum(t.feedback_sent for t in report.versions.values())
+                self.totals.feedback_sent += feedback
+
+    def _write_ledger(self, line: dict[str, Any]) -> None:
+        if self.ledger is None:
+            return
+        with self.ledger.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(line) + "\n")
 
 
 @dataclass
@@ -179,9 +207,7 @@ class Demo:
             dashboard_url=self.stack.dashboard_url,
             metrics=self.stack.metrics,
             samples=HttpSampleSource(self.stack.http_url, self.stack.admin_token),
-            signals=SignalsSpec(
-                source="static", regions=REGIONS, override_file=self.overrides
-            ),
+            signals=SignalsSpec(source="static", regions=REGIONS, override_file=self.overrides),
             store_path=self.workdir / "state" / "autoops.db",
             api_port=None,
             registry_root=self.stack.registry_root,
@@ -191,8 +217,13 @@ class Demo:
             target=self.running.controller.run, name="demo-controller", daemon=True
         )
         self._controller_thread.start()
-        self.load = LoadDriver(self.stack.http_url, self.stack.inference_token)
+        self.report_dir.mkdir(parents=True, exist_ok=True)
+        ledger = self.report_dir / "load-ledger.jsonl"
+        ledger.unlink(missing_ok=True)
+        self.load = LoadDriver(self.stack.http_url, self.stack.inference_token, ledger=ledger)
         self.load.start()
+        # --duration is the story's time: the clock starts once everything is up.
+        self.started = time.time()
 
     def close(self) -> None:
         """Stop the load, the controller and the stack (also after Ctrl-C)."""
@@ -436,6 +467,7 @@ class Demo:
         result.audit_ok = self.running.store.verify().ok
         result.store = self.running.store.path
         result.source = self.stack.source if self.stack else ""
+        applied = Counter(a["action"] for a in result.actions if a["outcome"] == "updated")
         self.report_dir.mkdir(parents=True, exist_ok=True)
         result.report = self.report_dir / "demo-summary.yaml"
         result.report.write_text(
@@ -446,9 +478,17 @@ class Demo:
                         for c in result.chapters
                     ],
                     "actions": result.actions,
+                    "actions_applied": dict(sorted(applied.items())),
                     "load": vars(result.load),
-                    "audit": {"records": result.audit_records, "verified": result.audit_ok},
+                    "load_ledger": str(self.report_dir / "load-ledger.jsonl"),
+                    "audit": {
+                        "records": result.audit_records,
+                        "verified": result.audit_ok,
+                        "store": str(result.store),
+                    },
                     "metrics_source": result.source,
+                    "workdir": str(self.workdir),
+                    "ray_session_dir": self.stack.session_dir if self.stack else "",
                 },
                 sort_keys=False,
             ),
