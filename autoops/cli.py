@@ -147,6 +147,27 @@ def bench_ingress(output: OutputOption = None) -> None:
         write_result(run_ingress_bench(IngressBenchConfig(), status.update), output)
 
 
+@bench_app.command("rollback")
+def bench_rollback(
+    healthy: Annotated[
+        int, typer.Option(min=0, help="Healthy canaries to run in a row (false-rollback check).")
+    ] = 10,
+    scraper: Annotated[
+        bool, typer.Option(help="Use the built-in scraper even when Prometheus is installed.")
+    ] = False,
+    output: OutputOption = None,
+) -> None:
+    """Live: time from a canary's failure to its rollback, what clients lose, false rollbacks."""
+    from rich.console import Console
+
+    from autoops.bench.common import write_result
+    from autoops.bench.rollback import RollbackBenchConfig, run_rollback_bench
+
+    config = RollbackBenchConfig(healthy_canaries=healthy, prefer_prometheus=not scraper)
+    with Console(stderr=True).status("bench rollback") as status:
+        write_result(run_rollback_bench(config, status.update), output)
+
+
 @bench_app.command("sim")
 def bench_sim(
     data_dir: Annotated[

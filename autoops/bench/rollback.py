@@ -1,0 +1,325 @@
+"""``autoops bench rollback``: how fast the live loop rolls a failing canary back, what clients
+lose meanwhile, and whether healthy canaries get through.
+
+One local stack (Ray, Serve with v1 and v2 in two regions, a real Prometheus at a 1 s scrape, or
+the built-in scraper where Prometheus is not installed) and, per trial, a fresh controller (its
+own store) on a fresh routing table: v1 stable at 100%, v2 deployed at 0%, which the controller
+starts as a canary. Every version carries a base service time (a real model is not a 2 ms
+digits MLP), so "+30% latency" means something.
+
+- gross: once v2 takes traffic, 20% of its requests fail (HTTP 500);
+- subtle: once v2 takes traffic, its service time rises by 30%;
+- healthy: v2 is as good as v1, N times in a row; any rollback is a false one.
+
+Time to rollback: from the moment the fault is live (its write confirmed in Serve's config) to
+the rollback's outcome record in the audit log. Failed share: the load generator's own per-chunk
+counts over [fault live, rollback + 60 s].
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from autoops.bench.common import BenchResult, machine_info
+
+GOAL_ROLLBACK_S = 15.0
+"""The issue's goal: weight 0 within 15 s of the gross failure beginning."""
+GOAL_FAILED_SHARE = 0.01
+"""The issue's goal: under 1% of requests failed at the client in the window."""
+REGIONS = ("eu-west", "eu-central")
+
+
+@dataclass(frozen=True, slots=True)
+class RollbackBenchConfig:
+    """The trials to run and the load to run them under."""
+
+    healthy_canaries: int = 10
+    gross_error_rate: float = 0.2
+    subtle_latency_increase: float = 0.3
+    base_latency_ms: float = 40.0
+    window_after_s: float = 60.0
+    rate_per_s: float = 12.0
+    rollback_timeout_s: float = 120.0
+    promote_timeout_s: float = 180.0
+    max_latency_increase: float = 0.2
+    """The bench policy's canary latency limit (the demo policy's otherwise)."""
+    prefer_prometheus: bool = True
+
+
+def bench_policy(config: RollbackBenchConfig, directory: Path) -> Path:
+    """The demo policy (compressed timers) with the bench's canary latency limit."""
+    from autoops.demo.story import POLICY_FILE
+
+    data = yaml.safe_load(POLICY_FILE.read_text(encoding="utf-8"))
+    data["metadata"]["name"] = "bench-rollback"
+    data["rollout"]["max_latency_increase"] = config.max_latency_increase
+    path = directory / "bench-rollback-policy.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def failed_share(ledger: Path, start: float, end: float) -> tuple[int, int]:
+    """(sent, failed) over the load chunks that overlap [start, end], from the ledger."""
+    sent = failed = 0
+    for line in ledger.read_text(encoding="utf-8").splitlines():
+        chunk = json.loads(line)
+        if "error" in chunk or chunk["ended"] < start or chunk["started"] > end:
+            continue
+        sent += int(chunk["sent"])
+        failed += int(chunk["failed"])
+    return sent, failed
+
+
+class _Trial:
+    """A fresh controller on a fresh table, with load, for one canary."""
+
+    def __init__(self, stack: Any, policy: Path, workdir: Path, name: str, rate: float) -> None:
+        from autoops.adapters.carbon import SignalsSpec
+        from autoops.adapters.samples import HttpSampleSource
+        from autoops.demo.story import LoadDriver
+        from autoops.regions.loader import load_catalogue
+        from autoops.runtime.wiring import RunSettings, build
+
+        settings = RunSettings(
+            policies=[policy],
+            dashboard_url=stack.dashboard_url,
+            metrics=stack.metrics,
+            samples=HttpSampleSource(stack.http_url, stack.admin_token),
+            signals=SignalsSpec(source="static", regions=REGIONS),
+            store_path=workdir / f"{name}.db",
+            api_port=None,
+            registry_root=stack.registry_root,
+        )
+        self.running = build(settings, load_catalogue())
+        self.reconciler: Any = self.running.controller.managed[0].reconciler
+        self.ledger = workdir / f"{name}-load.jsonl"
+        self.load = LoadDriver(stack.http_url, stack.inference_token, ledger=self.ledger)
+        self.load.rate = rate
+        self._thread = threading.Thread(target=self.running.controller.run, daemon=True)
+
+    def start(self, table: Any) -> None:
+        """Write the trial's table, then start the controller and the load."""
+        self.reconciler.actuator.write_routing(table)
+        self.load.start()
+        self._thread.start()
+
+    def applied(self, kind: str) -> float | None:
+        """The time of the first applied (``updated``) action of ``kind``, if any."""
+        name = self.reconciler.policy.metadata.name
+        for record in self.running.store.records(name, kinds=["outcome"]):
+            if record.body["outcome"] == "updated" and record.body["action"]["kind"] == kind:
+                return float(record.time)
+        return None
+
+    def canary_weight(self) -> float:
+        """The candidate's weight in Serve's routing table now."""
+        return float(self.reconciler.actuator.routing().weights.get("v2", 0.0))
+
+    def set_faults(self, faults: dict[str, Any]) -> None:
+        """Write ``faults`` into the routing table until Serve's config shows them."""
+        actuator = self.reconciler.actuator
+        for _ in range(10):
+            table = actuator.routing()
+            if dict(table.faults) == faults:
+                return
+            actuator.write_routing(table.model_copy(update={"faults": faults}))
+        raise RuntimeError("the fault never stuck in the routing table")
+
+    def close(self) -> None:
+        """Stop the load and the controller."""
+        self.load.stop()
+        self.running.controller.stop()
+        self._thread.join(timeout=30)
+        self.running.close()
+
+
+def _wait(condition: Callable[[], Any], timeout_s: float, poll_s: float = 0.25) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll_s)
+    return None
+
+
+def _base_table(config: RollbackBenchConfig) -> Any:
+    from autoops.contract import RoutingTable, VersionFaults
+
+    base = VersionFaults(extra_latency_ms=config.base_latency_ms)
+    return RoutingTable(
+        model="digits",
+        stable_version="v1",
+        weights={"v1": 1.0},
+        region_weights=dict.fromkeys(REGIONS, 1.0),
+        deployments={"small-v1": ["eu-west"], "v1": list(REGIONS), "v2": list(REGIONS)},
+        faults={"v1": base, "v2": base},
+    )
+
+
+def _faulty_trial(
+    stack: Any, policy: Path, workdir: Path, config: RollbackBenchConfig, kind: str
+) -> dict[str, Any]:
+    from autoops.contract import VersionFaults
+
+    base = VersionFaults(extra_latency_ms=config.base_latency_ms)
+    if kind == "gross":
+        fault = VersionFaults(
+            extra_latency_ms=config.base_latency_ms, error_rate=config.gross_error_rate
+        )
+    else:
+        fault = VersionFaults(
+            extra_latency_ms=config.base_latency_ms * (1 + config.subtle_latency_increase)
+        )
+    trial = _Trial(stack, policy, workdir, kind, config.rate_per_s)
+    try:
+        trial.start(_base_table(config))
+        if not _wait(lambda: trial.canary_weight() > 0, config.promote_timeout_s):
+            return {"canary_started": False}
+        trial.set_faults({"v1": base, "v2": fault})
+        fault_live = time.time()
+        rolled_back_at = _wait(lambda: trial.applied("rollback"), config.rollback_timeout_s)
+        end = (rolled_back_at or time.time()) + config.window_after_s
+        _wait(lambda: time.time() >= end, config.window_after_s + 5, poll_s=1.0)
+        weight_after = trial.canary_weight()
+    finally:
+        trial.close()
+    sent, failed = failed_share(trial.ledger, fault_live, end)
+    return {
+        "canary_started": True,
+        "rolled_back": rolled_back_at is not None,
+        "time_to_rollback_s": None if rolled_back_at is None else rolled_back_at - fault_live,
+        "canary_weight_after": weight_after,
+        "window_s": end - fault_live,
+        "requests_in_window": sent,
+        "failed_in_window": failed,
+        "failed_share": failed / sent if sent else None,
+    }
+
+
+def _healthy_trial(
+    stack: Any, policy: Path, workdir: Path, config: RollbackBenchConfig, n: int
+) -> dict[str, Any]:
+    trial = _Trial(stack, policy, workdir, f"healthy-{n}", config.rate_per_s)
+    began = time.time()
+    try:
+        trial.start(_base_table(config))
+        _wait(
+            lambda: trial.applied("promote") or trial.applied("rollback"),
+            config.promote_timeout_s,
+        )
+        promoted, rolled_back = trial.applied("promote"), trial.applied("rollback")
+    finally:
+        trial.close()
+    sent, failed = failed_share(trial.ledger, began, time.time())
+    return {
+        "promoted": promoted is not None,
+        "rolled_back": rolled_back is not None,
+        "time_to_promote_s": None if promoted is None else promoted - began,
+        "requests": sent,
+        "failed": failed,
+    }
+
+
+def _healthy_summary(trials: list[dict[str, Any]]) -> dict[str, Any]:
+    times = [t["time_to_promote_s"] for t in trials if t["time_to_promote_s"] is not None]
+    return {
+        "canaries": len(trials),
+        "promoted": sum(t["promoted"] for t in trials),
+        "false_rollbacks": sum(t["rolled_back"] for t in trials),
+        "neither_in_time": sum(not t["promoted"] and not t["rolled_back"] for t in trials),
+        "time_to_promote_s_median": statistics.median(times) if times else None,
+        "time_to_promote_s_max": max(times) if times else None,
+        "trials": trials,
+    }
+
+
+def _verdicts(gross: dict[str, Any], healthy: dict[str, Any]) -> dict[str, bool]:
+    took = gross.get("time_to_rollback_s")
+    share = gross.get("failed_share")
+    return {
+        "gross_rollback_within_15_s": took is not None and took <= GOAL_ROLLBACK_S,
+        "gross_failed_share_under_1_percent": share is not None and share < GOAL_FAILED_SHARE,
+        "zero_false_rollbacks": healthy["false_rollbacks"] == 0,
+    }
+
+
+def run_rollback_bench(
+    config: RollbackBenchConfig | None = None, progress: Callable[[str], None] | None = None
+) -> BenchResult:
+    """Start a local stack, run the gross, subtle and healthy trials, and shut it all down."""
+    from autoops.demo.stack import start_stack
+
+    config = config or RollbackBenchConfig()
+    say = progress or (lambda _message: None)
+    with (
+        contextlib.redirect_stdout(sys.stderr),
+        tempfile.TemporaryDirectory(prefix="autoops-bench-rollback-") as tmp,
+    ):
+        workdir = Path(tmp)
+        policy = bench_policy(config, workdir)
+        say("starting Ray, Serve and the metrics source")
+        stack = start_stack(
+            workdir,
+            {"small-v1": ["eu-west"], "v1": list(REGIONS), "v2": list(REGIONS)},
+            prefer_prometheus=config.prefer_prometheus,
+        )
+        try:
+            say("gross fault: 20% errors on the canary")
+            gross = _faulty_trial(stack, policy, workdir, config, "gross")
+            say("subtle fault: +30% latency on the canary")
+            subtle = _faulty_trial(stack, policy, workdir, config, "subtle")
+            trials = []
+            for n in range(config.healthy_canaries):
+                say(f"healthy canary {n + 1}/{config.healthy_canaries}")
+                trials.append(_healthy_trial(stack, policy, workdir, config, n))
+            source = stack.source
+        finally:
+            stack.close()
+        policy_data = yaml.safe_load(policy.read_text(encoding="utf-8"))
+    healthy = _healthy_summary(trials)
+    return BenchResult(
+        name="rollback",
+        config={
+            **asdict(config),
+            "metrics_source": source,
+            "scrape_interval_s": 1.0 if source == "prometheus" else None,
+            "policy": {
+                "tick_interval_s": policy_data["tick_interval_s"],
+                "rollout": policy_data["rollout"],
+            },
+        },
+        machine=machine_info(),
+        results={
+            "gross": gross,
+            "subtle": subtle,
+            "healthy": healthy,
+            "goals": {
+                "rollback_s": GOAL_ROLLBACK_S,
+                "failed_share": GOAL_FAILED_SHARE,
+                "false_rollbacks": 0,
+            },
+            "met": _verdicts(gross, healthy),
+        },
+        anchors={
+            "flagger": {
+                "reaction": "analysis interval x failed-check threshold",
+                "example_interval_s": 60,
+                "example_threshold": 5,
+                "example_reaction_s": 300,
+                "source": "Flagger docs, canary analysis (interval: 1m, threshold: 5)",
+            }
+        },
+    )
