@@ -14,6 +14,7 @@ from autoops.drift_commands import bench_drift_command, drift_command
 from autoops.judge_commands import bench_canary_command, canary_command
 from autoops.policy.commands import policy_app
 from autoops.prometheus_commands import bench_observe_command, prometheus_app
+from autoops.replay_commands import replay_command
 from autoops.run_commands import run_command
 from autoops.submit_commands import cluster_config_command, submit_command
 
@@ -46,6 +47,7 @@ app.command("submit")(submit_command)
 app.command("cluster-config")(cluster_config_command)
 app.command("audit")(audit_command)
 app.command("status")(status_command)
+app.command("replay")(replay_command)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DRYRUN_POLICY = REPO_ROOT / "policies" / "carbon-aware.yaml"

@@ -41,8 +41,8 @@ Notify = Callable[[str, str, Action, tuple[str, ...], dict[str, Any]], object]
 """Called for every applied action and alert: (policy, reconcile_id, action, reasons, evidence)."""
 Retrainer = Callable[[Retrain, str], ApplyResult]
 """Starts the retrain remediation for an action (given the reconcile id)."""
-Recorder = Callable[[Snapshot, tuple[Any, ...], Decision], None]
-"""Saves every snapshot and finding the controller saw (``--record``)."""
+Recorder = Callable[[DecisionContext, Decision], None]
+"""Saves every pass's context (snapshot, findings, state) and decision (``--record``)."""
 
 
 class SystemClock:
@@ -184,7 +184,7 @@ class Reconciler:
             report.decision = decision
             if self.recorder is not None:
                 with self._stage("record", report):
-                    self.recorder(snapshot, findings, decision)
+                    self.recorder(ctx, decision)
             with self._stage("act", report):
                 report.results = self._act(decision, rid)
             with self._stage("audit", report):

@@ -1,34 +1,38 @@
-"""``--record``: every snapshot, finding and decision the controller saw, as JSON lines.
+"""``--record``: every pass's context and decision, as JSON lines, for counterfactual replay.
 
-A recording is the input of a counterfactual replay: the same observations, another policy.
+A line holds what ``decide`` was given (time, snapshot, findings, the state before, pause and
+approvals) and what it decided, in the store codec's exact JSON form (NaN and infinities kept),
+so ``autoops replay`` can run another policy over the same observations.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import enum
 import json
 import threading
-from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from autoops.model import Decision, Finding, Snapshot
+from autoops.core.state import DecisionContext
+from autoops.model import Decision
+from autoops.store.codec import decision_to_json, state_to_json, to_json_data
+
+RECORD_FORMAT = 2
+"""The recording's line format; ``autoops replay`` refuses others by name."""
 
 
-def to_jsonable(value: Any) -> Any:
-    """Plain JSON data for frozen dataclasses, enums, mappings and tuples."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, float) and value != value:  # NaN is not JSON
-        return None
-    return value
+def record_line(ctx: DecisionContext, decision: Decision) -> dict[str, Any]:
+    """One pass as JSON data."""
+    return {
+        "format": RECORD_FORMAT,
+        "now": ctx.now,
+        "policy": ctx.policy.metadata.name,
+        "state": state_to_json(ctx.state),
+        "paused": ctx.paused,
+        "approvals": sorted(ctx.approvals),
+        "snapshot": to_json_data(ctx.snapshot),
+        "findings": to_json_data(ctx.findings),
+        "decision": decision_to_json(decision),
+    }
 
 
 class Recorder:
@@ -40,18 +44,9 @@ class Recorder:
         self._file: IO[str] = path.open("a", encoding="utf-8")
         self._lock = threading.Lock()
 
-    def __call__(
-        self, snapshot: Snapshot, findings: tuple[Finding, ...], decision: Decision
-    ) -> None:
+    def __call__(self, ctx: DecisionContext, decision: Decision) -> None:
         """Record one pass."""
-        line = json.dumps(
-            {
-                "snapshot": to_jsonable(snapshot),
-                "findings": to_jsonable(findings),
-                "decision": to_jsonable(decision),
-            },
-            sort_keys=True,
-        )
+        line = json.dumps(record_line(ctx, decision), sort_keys=True, allow_nan=True)
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()

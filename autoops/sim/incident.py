@@ -165,8 +165,12 @@ def run_incident(
     catalogue: RegionCatalogue,
     script: IncidentScript | None = None,
     on_tick: Callable[[Tick], None] | None = None,
+    on_pass: Callable[[DecisionContext, Decision], None] | None = None,
 ) -> IncidentRun:
-    """Drive the decision core through the scripted incident and return every tick."""
+    """Drive the decision core through the scripted incident and return every tick.
+
+    ``on_pass`` sees each pass's context and decision, as a live loop's ``--record`` does.
+    """
     script = script or IncidentScript()
     first_region = policy.intent.allowed_regions[0]
     world = AppliedState(
@@ -199,6 +203,8 @@ def run_incident(
             now=t, policy=policy, snapshot=snapshot, state=state, catalogue=catalogue
         )
         decision, state = decide(ctx)
+        if on_pass is not None:
+            on_pass(ctx, decision)
         tick = Tick(
             time=t,
             rate=_rate(policy, script, t),

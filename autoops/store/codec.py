@@ -25,6 +25,7 @@ from autoops.model import (
     ActionKind,
     Alert,
     Decision,
+    Finding,
     Hold,
     Promote,
     Retrain,
@@ -33,6 +34,7 @@ from autoops.model import (
     SetRegionWeights,
     SetReplicas,
     SetTraffic,
+    Snapshot,
 )
 
 __all__ = [
@@ -41,8 +43,11 @@ __all__ = [
     "action_to_json",
     "decision_from_json",
     "decision_to_json",
+    "finding_from_json",
+    "snapshot_from_json",
     "state_from_json",
     "state_to_json",
+    "to_json_data",
 ]
 
 T = TypeVar("T")
@@ -94,6 +99,21 @@ def decision_to_json(decision: Decision) -> dict[str, Any]:
 def decision_from_json(data: Any) -> Decision:
     """A decision from ``decision_to_json``'s output; ValueError naming a bad field."""
     return _decode_dataclass(Decision, data, "decision")
+
+
+def to_json_data(value: Any) -> Any:
+    """Any of the model's values (snapshot, finding, state...) as JSON data, exactly."""
+    return _encode(value)
+
+
+def snapshot_from_json(data: Any) -> Snapshot:
+    """A snapshot from ``to_json_data``'s output; ValueError naming a bad field."""
+    return _decode_dataclass(Snapshot, data, "snapshot")
+
+
+def finding_from_json(data: Any, path: str = "finding") -> Finding:
+    """A finding from ``to_json_data``'s output; ValueError naming a bad field."""
+    return _decode_dataclass(Finding, data, path)
 
 
 # --------------------------------------------------------------------------- encoding
