@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from autoops.audit_commands import audit_command, status_command
+from autoops.calibrate_commands import calibrate_command
 from autoops.demo_commands import demo_command
 from autoops.detect_commands import bench_nab_command, detect_app
 from autoops.drift_commands import bench_drift_command, drift_command
@@ -48,6 +49,7 @@ app.command("cluster-config")(cluster_config_command)
 app.command("audit")(audit_command)
 app.command("status")(status_command)
 app.command("replay")(replay_command)
+app.command("calibrate")(calibrate_command)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DRYRUN_POLICY = REPO_ROOT / "policies" / "carbon-aware.yaml"
