@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from autoops.core.aggregate import aggregate_version, rows_by_version, total_load
 from autoops.core.decide import decide, metrics_usable
 from autoops.core.placement import place, signal_map, split_replicas
+from autoops.core.schedule import SlotChoice, greenest_slot
 from autoops.core.state import ControllerState, DecisionContext
 from autoops.model import (
     Action,
@@ -34,6 +35,7 @@ from autoops.model import (
 from autoops.policy.schema import Objective, Policy
 from autoops.regions.model import RegionCatalogue
 from autoops.sim.api import Controller
+from autoops.sim.engine import JobRequest, SignalHistory, job_footprint, job_slot_times
 
 _EPS = 1e-9
 _DELAY_ELAPSED_EPS_S = 1e-6
@@ -764,6 +766,29 @@ class CarbonOracle:
             actions.append(SetReplicas(replicas))
         return Decision(now, tuple(actions), (f"oracle: greenest region {region}",))
 
+    def plan_job(self, request: JobRequest, seen: SignalHistory) -> SlotChoice:
+        """The start and region of least true carbon (booked as the world books it)."""
+        job, now = request.job, request.now
+        best: tuple[float, float, str] | None = None
+        for start in job_slot_times(now, job.deadline_s - job.duration_s):
+            for region in request.regions:
+                footprint = job_footprint(
+                    job, start, region, self.signals_at, request.catalogue, request.step_s
+                )
+                if not footprint.complete:
+                    continue
+                if best is None or (footprint.co2_g, start, region) < best:
+                    best = (footprint.co2_g, start, region)
+        if best is None:
+            reason = "oracle: no carbon data for the job's window: run at release"
+            return SlotChoice(now, None, request.default_region, reason)
+        co2_g, start, region = best
+        kwh = job_footprint(
+            job, start, region, self.signals_at, request.catalogue, request.step_s
+        ).energy_kwh
+        intensity = co2_g / kwh if kwh > 0 else None
+        return SlotChoice(start, intensity, region, f"oracle: least true carbon in {region}")
+
 
 # --------------------------------------------------------------------------- AutoOps
 
@@ -794,6 +819,56 @@ class AutoOpsController:
         decision, self.state = decide(ctx)
         return decision
 
+    def plan_job(self, request: JobRequest, seen: SignalHistory) -> SlotChoice:
+        """The live rule (``greenest_slot``) on a forecast built from past signals only."""
+        job, now = request.job, request.now
+        slots = [
+            (start, region, forecast_window(seen, region, start, job.duration_s, now))
+            for start in job_slot_times(now, job.deadline_s - job.duration_s)
+            for region in request.regions
+        ]
+        return greenest_slot(now, job.deadline_s, slots, job.duration_s)
+
+
+def forecast_intensity(seen: SignalHistory, region: str, hour: int, now: float) -> float | None:
+    """Carbon intensity of ``region`` in ``hour`` (index t // 3600) as known at ``now``.
+
+    Seasonal naive, from the past only: the current hour (or an earlier one) is the last value
+    seen; a later hour is the mean seen in the same hour of the most recent day before ``now``
+    that has one; with no such day, the last value seen (persistence).
+    """
+    now_hour = math.floor(now / 3600.0)
+    if hour <= now_hour:
+        return seen.latest(region)
+    back = now_hour - (now_hour - hour) % 24
+    first = seen.first_hour
+    while first is not None and back >= first:
+        value = seen.hourly(region, back)
+        if value is not None:
+            return value
+        back -= 24
+    return seen.latest(region)
+
+
+def forecast_window(
+    seen: SignalHistory, region: str, start: float, duration_s: float, now: float
+) -> float | None:
+    """Mean forecast intensity of ``region`` over [start, start + duration_s) (None: unknown)."""
+    end = start + duration_s
+    if duration_s <= 0:
+        return forecast_intensity(seen, region, math.floor(start / 3600.0), now)
+    total = 0.0
+    t = start
+    while t < end:
+        hour = math.floor(t / 3600.0)
+        upto = min(end, (hour + 1) * 3600.0)
+        value = forecast_intensity(seen, region, hour, now)
+        if value is None:
+            return None
+        total += value * (upto - t)
+        t = upto
+    return total / duration_s
+
 
 BASELINES: dict[str, Callable[..., Controller]] = {
     "static": StaticReplicas,
@@ -818,5 +893,7 @@ __all__ = [
     "RayPolicyState",
     "RayServeDefault",
     "StaticReplicas",
+    "forecast_intensity",
+    "forecast_window",
     "ray_serve_decision",
 ]

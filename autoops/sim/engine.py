@@ -6,6 +6,12 @@ with their own behaviour and scheduled faults (the contract's fault schema), and
 layer that shows the controller what a Prometheus would: values from ``metrics_delay_s`` ago,
 refreshed every ``scrape_interval_s``, with seeded noise, or an outage. The controller sees the
 same snapshot types as live and acts through the same absolute actions.
+
+Deferrable jobs (a retraining: a duration, a power draw, a release and a deadline) are planned
+at their release: a controller that is a :class:`JobPlanner` picks the start and region from the
+signals it has been shown so far (a :class:`SignalHistory`, never the future); any other runs
+them at release. Their energy, carbon and cost are booked with the true signals, step by step as
+serving is (:func:`job_footprint`), and added to the totals.
 """
 
 from __future__ import annotations
@@ -15,10 +21,11 @@ import math
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Literal, Protocol, runtime_checkable
 
 from autoops.contract import VersionFaults
 from autoops.core.actuation import apply_actions
+from autoops.core.schedule import SlotChoice
 from autoops.core.state import ControllerState, DecisionContext
 from autoops.model import AppliedState, RegionSignals, Snapshot, VersionMetrics
 from autoops.policy.schema import Policy
@@ -85,6 +92,8 @@ class SimConfig:
     outages: tuple[MetricsOutage, ...] = ()
     fidelity: Literal["fluid", "request"] = "fluid"
     """fluid: queueing formulas on rates; request: every request of the trace queued."""
+    jobs: tuple[DeferrableJob, ...] = ()
+    """Deferrable jobs (e.g. retrainings): a JobPlanner controller picks their slot."""
 
 
 @dataclass
@@ -424,6 +433,238 @@ def _resize(world: _World, replicas: Mapping[str, int], t: float, cold_start_s: 
             del have[want:]
 
 
+# --------------------------------------------------------------------------- deferrable jobs
+
+
+@dataclass(frozen=True, slots=True)
+class DeferrableJob:
+    """Work that may start at ``release_s`` or later and must end by ``deadline_s`` (retraining)."""
+
+    name: str
+    release_s: float
+    deadline_s: float
+    duration_s: float
+    replicas: int = 1
+    """Replicas (GPUs) it holds while it runs: each costs the region's replica $/h."""
+    power_kw: float | None = None
+    """Total draw while it runs; None: ``replicas`` times the region's replica power."""
+    region: str | None = None
+    """The one region it may run in; None: any of the policy's allowed regions."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """What a controller is asked when a job is released: where and when it may run."""
+
+    job: DeferrableJob
+    now: float
+    """The decision time: the job's release."""
+    regions: tuple[str, ...]
+    """Where it may run (the job's region, or the policy's allowed regions in the catalogue)."""
+    default_region: str
+    """Where a carbon-agnostic run goes: the job's region, or the first allowed region."""
+    step_s: float
+    """The world's integration step (energy and carbon are booked per step)."""
+    catalogue: RegionCatalogue
+    """The region catalogue (power and price of a replica per region)."""
+
+
+@dataclass(frozen=True, slots=True)
+class JobRun:
+    """One job as it ran: one line of the report."""
+
+    name: str
+    release_s: float
+    deadline_s: float
+    start_s: float
+    end_s: float
+    region: str
+    energy_kwh: float
+    co2_g: float
+    cost_usd: float
+    deadline_met: bool
+    reason: str
+
+
+@dataclass
+class FleetResult(SimResult):
+    """A run's result with the deferrable jobs it ran (``SimResult`` plus ``jobs``)."""
+
+    jobs: list[JobRun] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class JobFootprint:
+    """Energy, carbon and cost of one job run, booked from the true signals.
+
+    ``complete`` is False where some step had no carbon intensity (booked as zero, as serving is).
+    """
+
+    energy_kwh: float
+    co2_g: float
+    cost_usd: float
+    complete: bool
+
+
+def job_slot_times(now: float, latest: float) -> tuple[float, ...]:
+    """Candidate starts: ``now``, each hour boundary up to ``latest``, and ``latest`` itself."""
+    if latest < now:
+        return (now,)
+    times = [now]
+    hour = math.floor(now / 3600.0) + 1
+    while hour * 3600.0 < latest:
+        times.append(hour * 3600.0)
+        hour += 1
+    if latest > now:
+        times.append(latest)
+    return tuple(times)
+
+
+def job_footprint(
+    job: DeferrableJob,
+    start: float,
+    region: str,
+    signals_at: Callable[[float], tuple[RegionSignals, ...]],
+    catalogue: RegionCatalogue,
+    step_s: float,
+    until: float = math.inf,
+) -> JobFootprint:
+    """Book ``job`` run from ``start`` in ``region`` step by step, as the world books serving.
+
+    Each step ``[k*step_s, (k+1)*step_s)`` the job overlaps draws its power for the overlap at
+    the carbon intensity and price the signals show at the step's start; nothing is booked
+    after ``until`` (the end of the run).
+    """
+    if region not in catalogue:
+        raise ValueError(f"job {job.name!r}: region {region!r} is not in the catalogue")
+    spec = catalogue[region]
+    power = job.power_kw if job.power_kw is not None else job.replicas * spec.replica_power_kw
+    end = min(start + job.duration_s, until)
+    kwh_total = co2 = cost = 0.0
+    complete = True
+    k = math.floor(start / step_s)
+    while k * step_s < end:
+        t = k * step_s
+        overlap = min(end, t + step_s) - max(start, t)
+        k += 1
+        if overlap <= 0:
+            continue
+        sig = next((s for s in signals_at(t) if s.region == region), None)
+        carbon = sig.carbon_intensity if sig is not None else None
+        price = sig.price_usd_per_mwh if sig is not None else None
+        complete = complete and carbon is not None
+        kwh = power * overlap / 3600
+        kwh_total += kwh
+        co2 += kwh * (carbon or 0.0)
+        cost += job.replicas * spec.replica_usd_per_hour * overlap / 3600
+        cost += kwh * (price or 0.0) / 1000
+    return JobFootprint(kwh_total, co2, cost, complete)
+
+
+class SignalHistory:
+    """The carbon intensity a controller has been shown, per region and hour: the past only."""
+
+    def __init__(self) -> None:
+        self._sums: dict[tuple[str, int], tuple[float, int]] = {}
+        self._latest: dict[str, float] = {}
+        self.first_hour: int | None = None
+        self.last_time: float | None = None
+
+    def record(self, t: float, signals: tuple[RegionSignals, ...]) -> None:
+        """Remember what the controller saw at ``t`` (times must not go backwards)."""
+        if self.last_time is not None and t < self.last_time:
+            raise ValueError(f"signal history goes backwards: {t} after {self.last_time}")
+        hour = math.floor(t / 3600.0)
+        self.first_hour = hour if self.first_hour is None else self.first_hour
+        self.last_time = t
+        for s in signals:
+            if s.carbon_intensity is None or not math.isfinite(s.carbon_intensity):
+                continue
+            total, count = self._sums.get((s.region, hour), (0.0, 0))
+            self._sums[(s.region, hour)] = (total + s.carbon_intensity, count + 1)
+            self._latest[s.region] = s.carbon_intensity
+
+    def hourly(self, region: str, hour: int) -> float | None:
+        """Mean intensity seen in ``region`` during ``hour`` (index t // 3600), if any."""
+        entry = self._sums.get((region, hour))
+        return None if entry is None else entry[0] / entry[1]
+
+    def latest(self, region: str) -> float | None:
+        """The last intensity seen in ``region``."""
+        return self._latest.get(region)
+
+
+@runtime_checkable
+class JobPlanner(Protocol):
+    """A controller that schedules deferrable jobs (one without this runs them at release)."""
+
+    def plan_job(self, request: JobRequest, seen: SignalHistory) -> SlotChoice:
+        """When and where to run ``request.job``, from the signals seen so far only."""
+        ...
+
+
+def check_jobs(jobs: tuple[DeferrableJob, ...], duration_s: float) -> None:
+    """Raise ValueError naming the job when a window cannot hold it or outlasts the run."""
+    names: set[str] = set()
+    for job in jobs:
+        if job.name in names:
+            raise ValueError(f"job {job.name!r}: duplicate name")
+        names.add(job.name)
+        if not job.release_s < job.deadline_s:
+            raise ValueError(f"job {job.name!r}: deadline_s must be after release_s")
+        if not 0 < job.duration_s <= job.deadline_s - job.release_s:
+            raise ValueError(f"job {job.name!r}: duration_s does not fit release_s..deadline_s")
+        if job.deadline_s > duration_s:
+            raise ValueError(f"job {job.name!r}: deadline_s is after the end of the run")
+        if job.replicas < 1:
+            raise ValueError(f"job {job.name!r}: replicas must be at least 1")
+
+
+def _job_request(
+    job: DeferrableJob, policy: Policy, catalogue: RegionCatalogue, step_s: float
+) -> JobRequest:
+    if job.region is not None:
+        regions: tuple[str, ...] = (job.region,)
+    else:
+        regions = tuple(r for r in policy.intent.allowed_regions if r in catalogue)
+    if not regions:
+        raise ValueError(f"job {job.name!r}: no region of the catalogue to run in")
+    return JobRequest(job, job.release_s, regions, regions[0], step_s, catalogue)
+
+
+def _run_job(
+    request: JobRequest,
+    controller: Controller,
+    seen: SignalHistory,
+    signals: SignalSource,
+    catalogue: RegionCatalogue,
+    until: float,
+) -> JobRun:
+    """Ask the controller (or run at release), then book the run with the true signals."""
+    job, now = request.job, request.now
+    if isinstance(controller, JobPlanner):
+        choice = controller.plan_job(request, seen)
+    else:
+        choice = SlotChoice(now, None, request.default_region, "carbon-agnostic: run at release")
+    start = max(choice.start, now)
+    region = choice.region if choice.region in request.regions else request.default_region
+    footprint = job_footprint(job, start, region, signals.at, catalogue, request.step_s, until)
+    end = start + job.duration_s
+    return JobRun(
+        name=job.name,
+        release_s=job.release_s,
+        deadline_s=job.deadline_s,
+        start_s=start,
+        end_s=end,
+        region=region,
+        energy_kwh=footprint.energy_kwh,
+        co2_g=footprint.co2_g,
+        cost_usd=footprint.cost_usd,
+        deadline_met=end <= job.deadline_s + 1e-6,
+        reason=choice.reason,
+    )
+
+
 def simulate(
     policy: Policy,
     catalogue: RegionCatalogue,
@@ -446,7 +687,10 @@ def simulate(
         cascade_threshold=None,
     )
     world = _World(applied, {first: [0.0] * config.start_replicas}, config.start_versions)
-    result = SimResult(controller.name)
+    check_jobs(config.jobs, config.duration_s)
+    pending_jobs = sorted(config.jobs, key=lambda j: (j.release_s, j.name))
+    shown = SignalHistory()
+    result = FleetResult(controller.name)
     history: list[tuple[float, tuple[VersionMetrics, ...]]] = []
     gate_windows = {
         int(w)
@@ -581,16 +825,39 @@ def simulate(
                     actions=tuple(a.kind.value for a in decision.mutating),
                 )
             )
+            if pending_jobs:
+                shown.record(t, sig_tuple)
+        while pending_jobs and pending_jobs[0].release_s < t + dt:
+            request = _job_request(pending_jobs.pop(0), policy, catalogue, dt)
+            run = _run_job(request, controller, shown, signals, catalogue, config.duration_s)
+            result.jobs.append(run)
         if progress is not None:
             progress(t, config.duration_s)
         t += dt
     requests = max(totals["offered"], 1e-9)
+    serving_co2_g = totals["co2_g"]
+    jobs = _job_totals(result.jobs)
+    for key in ("energy_kwh", "co2_g", "cost_usd"):
+        totals[key] += jobs[f"job_{key}"]
     result.totals = {
         **totals,
+        **jobs,
         "replica_hours": totals["replica_s"] / 3600,
         "slo_violation_minutes": totals["slo_violation_s"] / 60,
         "co2_kg": totals["co2_g"] / 1000,
-        "co2_g_per_1k_requests": totals["co2_g"] / requests * 1000,
+        "co2_g_per_1k_requests": serving_co2_g / requests * 1000,
         "failed_share": (totals["failed"] + totals["dropped"]) / requests,
     }
     return result
+
+
+def _job_totals(runs: list[JobRun]) -> dict[str, float]:
+    """Jobs' share of the totals (energy, carbon and cost are also in the fleet's totals)."""
+    return {
+        "jobs": float(len(runs)),
+        "jobs_deadline_missed": float(sum(1 for r in runs if not r.deadline_met)),
+        "job_energy_kwh": sum(r.energy_kwh for r in runs),
+        "job_co2_g": sum(r.co2_g for r in runs),
+        "job_co2_kg": sum(r.co2_g for r in runs) / 1000,
+        "job_cost_usd": sum(r.cost_usd for r in runs),
+    }

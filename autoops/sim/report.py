@@ -12,6 +12,7 @@ from typing import Any
 
 from autoops.policy.schema import Policy
 from autoops.sim.api import SimResult, TickRecord
+from autoops.sim.engine import FleetResult, JobRun
 
 FLAP_WINDOW_S = 600.0
 """A change of scaling direction within this long of the previous change is a flap."""
@@ -87,7 +88,46 @@ def summary(result: SimResult, policy: Policy) -> dict[str, Any]:
         "median_recovery_s": _round(_percentile(recoveries, 0.5)),
         "actions": int(t.get("actions", 0.0)),
         "flaps": flaps(result.ticks),
+        **_job_summary(result),
     }
+
+
+def job_runs(result: SimResult) -> list[JobRun]:
+    """The deferrable jobs a run ran (none for a plain ``SimResult``)."""
+    return list(result.jobs) if isinstance(result, FleetResult) else []
+
+
+def _job_summary(result: SimResult) -> dict[str, Any]:
+    """The jobs' columns of the table row, only where the run had jobs."""
+    if not job_runs(result):
+        return {}
+    t = result.totals
+    return {
+        "job_energy_kwh": round(t.get("job_energy_kwh", 0.0), 4),
+        "job_co2_kg": round(t.get("job_co2_kg", 0.0), 5),
+        "job_cost_usd": round(t.get("job_cost_usd", 0.0), 4),
+        "jobs_deadline_missed": int(t.get("jobs_deadline_missed", 0.0)),
+    }
+
+
+def job_lines(result: SimResult) -> list[dict[str, Any]]:
+    """One line per deferrable job: when and where it ran, its footprint, deadline met."""
+    return [
+        {
+            "job": run.name,
+            "release_s": round(run.release_s, 3),
+            "deadline_s": round(run.deadline_s, 3),
+            "start_s": round(run.start_s, 3),
+            "end_s": round(run.end_s, 3),
+            "region": run.region,
+            "energy_kwh": round(run.energy_kwh, 4),
+            "co2_kg": round(run.co2_g / 1000, 5),
+            "cost_usd": round(run.cost_usd, 4),
+            "deadline_met": run.deadline_met,
+            "reason": run.reason,
+        }
+        for run in job_runs(result)
+    ]
 
 
 def _round(value: float | None) -> float | None:
@@ -104,7 +144,42 @@ def report_json(
         "slo_p99_ms": policy.slo.latency_p99_ms,
         "config": dict(config),
         "controllers": {name: summary(r, policy) for name, r in results.items()},
+        **_jobs_json(results),
     }
+
+
+def _jobs_json(results: Mapping[str, SimResult]) -> dict[str, Any]:
+    """``jobs``: per controller, one line per deferrable job (absent when there are none)."""
+    if not any(job_runs(r) for r in results.values()):
+        return {}
+    return {"jobs": {name: job_lines(r) for name, r in results.items()}}
+
+
+def _jobs_html(data: Mapping[str, Any]) -> str:
+    """A table of every controller's deferrable jobs (empty when there are none)."""
+    jobs = data.get("jobs")
+    if not jobs:
+        return ""
+    columns = ["job", "region", "start_s", "end_s", "deadline_s", "deadline_met", "energy_kwh"]
+    columns += ["co2_kg", "cost_usd", "reason"]
+    header = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    rows = "".join(
+        "<tr><th>"
+        + html.escape(name)
+        + "</th>"
+        + "".join(f"<td>{html.escape(str(line[c]))}</td>" for c in columns)
+        + "</tr>"
+        for name, lines in jobs.items()
+        for line in lines
+    )
+    note = (
+        "<p>Deferrable jobs: baselines run each job at its release; the controller picks the "
+        "greenest slot before the deadline by a forecast from past signals; the oracle picks "
+        "the slot of least true carbon. Their energy, carbon and cost are in the totals.</p>"
+    )
+    return (
+        f"<h2>Deferrable jobs</h2>{note}<table><tr><th>controller</th>{header}</tr>{rows}</table>"
+    )
 
 
 def _plots(results: Mapping[str, SimResult], policy: Policy) -> list[tuple[str, str]]:
@@ -214,7 +289,8 @@ def write_report(
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}</style></head><body>"
         f"<h1>{html.escape(scenario)}</h1><p>policy {html.escape(policy.metadata.name)}, "
         f"p99 SLO {policy.slo.latency_p99_ms:g} ms</p>"
-        f"<table><tr><th>controller</th>{header}</tr>{rows}</table>{images}</body></html>"
+        f"<table><tr><th>controller</th>{header}</tr>{rows}</table>{_jobs_html(data)}{images}"
+        "</body></html>"
     )
     html_path = out_dir / "report.html"
     html_path.write_text(page, encoding="utf-8")

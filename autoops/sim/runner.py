@@ -12,7 +12,14 @@ from autoops.policy.schema import Policy
 from autoops.regions.model import RegionCatalogue
 from autoops.sim.api import Controller, SimResult, TrafficSource
 from autoops.sim.baselines import BASELINES, AutoOpsController, CarbonOracle, StaticReplicas
-from autoops.sim.engine import MetricsOutage, ScheduledFault, SimConfig, VersionBehaviour, simulate
+from autoops.sim.engine import (
+    DeferrableJob,
+    MetricsOutage,
+    ScheduledFault,
+    SimConfig,
+    VersionBehaviour,
+    simulate,
+)
 from autoops.sim.scenario import Scenario, load_scenario
 from autoops.sim.signals import (
     CarbonSpike,
@@ -25,6 +32,7 @@ from autoops.sim.signals import (
     StaticSignals,
 )
 from autoops.sim.traffic import AlibabaQpsTrace, AzureRequestTrace, SyntheticTraffic
+from autoops.yamlio import ConfigError, ConfigIssue, format_path, load_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TRACES = {
@@ -73,6 +81,7 @@ def build_world(
     scenario = load_scenario(path, catalogue, frozenset(BASELINES))
     policy_path = policy_override or (path.parent / scenario.policy)
     policy = load_policy(policy_path, catalogue)
+    _check_job_regions(path, scenario, policy)
     spec = scenario.traffic
     traffic: TrafficSource
     if spec.source == "synthetic":
@@ -141,8 +150,42 @@ def build_world(
             ScheduledFault(f.version, f.at_s, f.duration_s, f.faults) for f in scenario.faults
         ),
         outages=tuple(MetricsOutage(o.at_s, o.duration_s) for o in scenario.metrics_outages),
+        jobs=tuple(
+            DeferrableJob(
+                name=j.name,
+                release_s=j.release_s,
+                deadline_s=j.deadline_s,
+                duration_s=j.duration_s,
+                replicas=j.replicas,
+                power_kw=j.power_kw,
+                region=j.region,
+            )
+            for j in scenario.jobs
+        ),
     )
     return World(scenario, policy, traffic, signals, config)
+
+
+def _check_job_regions(path: Path, scenario: Scenario, policy: Policy) -> None:
+    """A job pinned to a region must stay inside the policy's compliance boundary."""
+    bad = [
+        i
+        for i, job in enumerate(scenario.jobs)
+        if job.region is not None and job.region not in policy.intent.allowed_regions
+    ]
+    if not bad:
+        return
+    _, lines = load_yaml(path)
+    allowed = ", ".join(policy.intent.allowed_regions)
+    raise ConfigError(
+        ConfigIssue(
+            os.fspath(path),
+            lines.line_of(("jobs", i, "region")),
+            format_path(("jobs", i, "region")),
+            f"region '{scenario.jobs[i].region}' is not allowed by the policy (allowed: {allowed})",
+        )
+        for i in bad
+    )
 
 
 def make_controller(name: str, world: World) -> Controller:
@@ -195,7 +238,6 @@ def run_scenario_command(
     from autoops.regions.loader import load_catalogue
     from autoops.sim.report import write_report
     from autoops.sim.traffic import TraceError
-    from autoops.yamlio import ConfigError
 
     try:
         catalogue = load_catalogue(regions)
@@ -236,6 +278,8 @@ def run_scenario_command(
         "traffic": world.scenario.traffic.model_dump(),
         "signals": world.scenario.signals.model_dump(),
     }
+    if world.scenario.jobs:
+        config["jobs"] = [job.model_dump() for job in world.scenario.jobs]
     json_path, html_path = write_report(
         report_dir, world.scenario.name, world.policy, results, config
     )
@@ -253,6 +297,8 @@ def run_scenario_command(
         "actions",
         "flaps",
     ]
+    if world.config.jobs:
+        columns += ["job_co2_kg", "jobs_deadline_missed"]
     table.add_column("controller")
     for c in columns:
         table.add_column(c.replace("_", " "), justify="right")

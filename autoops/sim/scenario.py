@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -101,6 +102,34 @@ class WindowSpec(_Model):
     value: float | None = Field(default=None, ge=0, description="Spike value, for spikes.")
 
 
+class JobSpec(_Model):
+    """A deferrable job (e.g. a retraining): it may start at its release or later and must
+    end by its deadline; the controller picks when (and where) within that window."""
+
+    name: str = Field(min_length=1, max_length=128, description="Job name, unique in the file.")
+    release_s: Seconds = Field(description="Earliest start, seconds of simulated time.")
+    deadline_s: Seconds = Field(description="When it must have finished, seconds.")
+    duration_s: float = Field(gt=0, allow_inf_nan=False, description="How long it runs, seconds.")
+    replicas: int = Field(
+        default=1,
+        ge=1,
+        le=1024,
+        description="Replicas (GPUs) it holds; each costs the "
+        "region's replica $/h and, without power_kw, draws the region's replica power.",
+    )
+    power_kw: float | None = Field(
+        default=None,
+        gt=0,
+        le=10_000,
+        allow_inf_nan=False,
+        description="Total power draw while it runs, kW (default: replicas x replica power).",
+    )
+    region: str | None = Field(
+        default=None,
+        description="The one region it may run in (default: any region the policy allows).",
+    )
+
+
 class Scenario(_Model):
     """A replay: traffic, signals, faults and jobs through a policy and its baselines."""
 
@@ -122,6 +151,9 @@ class Scenario(_Model):
     carbon_spikes: tuple[WindowSpec, ...] = Field(default=(), description="Carbon spikes.")
     price_spikes: tuple[WindowSpec, ...] = Field(default=(), description="Price spikes.")
     baselines: tuple[str, ...] = Field(default=(), description="Baselines to compare with.")
+    jobs: tuple[JobSpec, ...] = Field(
+        default=(), description="Deferrable jobs the controller may shift within their deadline."
+    )
 
 
 def _issues(
@@ -152,6 +184,7 @@ def _issues(
                 add((section, i, "region"), f"unknown region '{window.region}'")
             if section != "region_outages" and window.value is None:
                 add((section, i, "value"), "a spike needs a value")
+    _check_jobs(scenario, add, catalogue)
     for i, name in enumerate(scenario.baselines):
         if name not in known_baselines:
             add(
@@ -159,6 +192,39 @@ def _issues(
                 f"unknown baseline '{name}' (known: {', '.join(sorted(known_baselines))})",
             )
     return issues
+
+
+def _check_jobs(
+    scenario: Scenario,
+    add: Callable[[tuple[str | int, ...], str], None],
+    catalogue: RegionCatalogue,
+) -> None:
+    """Each job's window must hold it inside the run, in a known region, under a unique name."""
+    names: set[str] = set()
+    for i, job in enumerate(scenario.jobs):
+        if job.name in names:
+            add(("jobs", i, "name"), f"duplicate job name '{job.name}'")
+        names.add(job.name)
+        window = job.deadline_s - job.release_s
+        if window <= 0:
+            add(
+                ("jobs", i, "deadline_s"),
+                f"deadline_s {job.deadline_s:g} must be after release_s {job.release_s:g}",
+            )
+        elif job.duration_s > window:
+            add(
+                ("jobs", i, "duration_s"),
+                f"duration_s {job.duration_s:g} is longer than the window from release_s "
+                f"{job.release_s:g} to deadline_s {job.deadline_s:g} ({window:g} s)",
+            )
+        if job.deadline_s > scenario.duration_s:
+            add(
+                ("jobs", i, "deadline_s"),
+                f"deadline_s {job.deadline_s:g} is after the end of the run "
+                f"(duration_s {scenario.duration_s:g})",
+            )
+        if job.region is not None and job.region not in catalogue:
+            add(("jobs", i, "region"), f"unknown region '{job.region}'")
 
 
 def load_scenario(

@@ -62,6 +62,46 @@ baselines: [ray_serve_default, flagger]
             13,
             "region_outages.0.region",
         ),
+        (
+            "job_deadline_before_release",
+            SHORT + "jobs:\n  - {name: r, release_s: 300, deadline_s: 200, duration_s: 60}\n",
+            13,
+            "jobs.0.deadline_s",
+        ),
+        (
+            "job_longer_than_its_window",
+            SHORT + "jobs:\n  - {name: r, release_s: 100, deadline_s: 200, duration_s: 300}\n",
+            13,
+            "jobs.0.duration_s",
+        ),
+        (
+            "job_deadline_after_the_run",
+            SHORT + "jobs:\n  - {name: r, release_s: 100, deadline_s: 900, duration_s: 60}\n",
+            13,
+            "jobs.0.deadline_s",
+        ),
+        (
+            "job_unknown_region",
+            SHORT
+            + "jobs:\n  - name: r\n    release_s: 0\n    deadline_s: 500\n    duration_s: 60\n"
+            + "    region: mars-1\n",
+            17,
+            "jobs.0.region",
+        ),
+        (
+            "job_unknown_field",
+            SHORT + "jobs:\n  - {name: r, release_s: 0, deadline_s: 500, duration_s: 60, gpu: 1}\n",
+            13,
+            "jobs.0.gpu",
+        ),
+        (
+            "job_duplicate_name",
+            SHORT
+            + "jobs:\n  - {name: r, release_s: 0, deadline_s: 500, duration_s: 60}\n"
+            + "  - {name: r, release_s: 0, deadline_s: 500, duration_s: 60}\n",
+            14,
+            "jobs.1.name",
+        ),
     ],
 )
 def test_bad_scenarios_name_file_line_and_field(
