@@ -166,7 +166,9 @@ def bench_rollback(
 
     from autoops.bench.common import write_result
     from autoops.bench.rollback import RollbackBenchConfig, run_rollback_bench
+    from autoops.logging import configure_logging
 
+    configure_logging(level="warning")
     config = RollbackBenchConfig(healthy_canaries=healthy, prefer_prometheus=not scraper)
     with Console(stderr=True).status("bench rollback") as status:
         write_result(run_rollback_bench(config, status.update), output)

@@ -55,16 +55,23 @@ class RollbackBenchConfig:
     promote_timeout_s: float = 180.0
     max_latency_increase: float = 0.2
     """The bench policy's canary latency limit (the demo policy's otherwise)."""
+    fast_rollback_burn_rate: float = 14.4
     prefer_prometheus: bool = True
 
 
 def bench_policy(config: RollbackBenchConfig, directory: Path) -> Path:
-    """The demo policy (compressed timers) with the bench's canary latency limit."""
+    """The demo policy (compressed timers) with the bench's latency limit and fast-burn gate."""
     from autoops.demo.story import POLICY_FILE
 
     data = yaml.safe_load(POLICY_FILE.read_text(encoding="utf-8"))
     data["metadata"]["name"] = "bench-rollback"
     data["rollout"]["max_latency_increase"] = config.max_latency_increase
+    # The fast-rollback gate of the shipped canary-latency example (14.4x burn, SRE workbook),
+    # over windows that fit a 1 s scrape.
+    data["rollout"]["fast_rollback_burn_rate"] = config.fast_rollback_burn_rate
+    data["rollout"]["burn_rate_gates"] = [
+        {"long_window_s": 60, "short_window_s": 10, "max_burn_rate": config.fast_rollback_burn_rate}
+    ]
     path = directory / "bench-rollback-policy.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
@@ -156,7 +163,7 @@ def _wait(condition: Callable[[], Any], timeout_s: float, poll_s: float = 0.25) 
 
 
 def _base_table(config: RollbackBenchConfig) -> Any:
-    from autoops.contract import RoutingTable, VersionFaults
+    from autoops.contract import CascadeConfig, RoutingTable, VersionFaults
 
     base = VersionFaults(extra_latency_ms=config.base_latency_ms)
     return RoutingTable(
@@ -165,6 +172,8 @@ def _base_table(config: RollbackBenchConfig) -> Any:
         weights={"v1": 1.0},
         region_weights=dict.fromkeys(REGIONS, 1.0),
         deployments={"small-v1": ["eu-west"], "v1": list(REGIONS), "v2": list(REGIONS)},
+        # small-v1 is the cascade's small model (off here), never a rollout candidate.
+        cascade=CascadeConfig(enabled=False, small_version="small-v1"),
         faults={"v1": base, "v2": base},
     )
 

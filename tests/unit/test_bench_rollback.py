@@ -20,6 +20,8 @@ def test_the_bench_policy_is_valid_and_carries_the_latency_limit(tmp_path: Path)
     policy = load_policy(bench_policy(config, tmp_path))
     assert policy.rollout.max_latency_increase == 0.15
     assert policy.metadata.name == "bench-rollback"
+    assert policy.rollout.fast_rollback_burn_rate == config.fast_rollback_burn_rate
+    assert [g.short_window_s for g in policy.rollout.burn_rate_gates] == [10]
 
 
 def test_failed_share_counts_only_the_chunks_that_overlap_the_window(tmp_path: Path) -> None:
