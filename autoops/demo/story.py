@@ -197,6 +197,8 @@ class Demo:
     def start(self) -> None:
         """Start the stack, the controller and the load."""
         _write_overrides(self.overrides, {"eu-west": 120.0, "eu-central": 60.0})
+        self.report_dir.mkdir(parents=True, exist_ok=True)
+        (self.report_dir / "recording.jsonl").unlink(missing_ok=True)
         self.stack = start_stack(
             self.workdir,
             {"small-v1": ["eu-west"], "v1": list(REGIONS)},
@@ -211,13 +213,13 @@ class Demo:
             store_path=self.workdir / "state" / "autoops.db",
             api_port=None,
             registry_root=self.stack.registry_root,
+            record=self.report_dir / "recording.jsonl",
         )
         self.running = build(settings, load_catalogue())
         self._controller_thread = threading.Thread(
             target=self.running.controller.run, name="demo-controller", daemon=True
         )
         self._controller_thread.start()
-        self.report_dir.mkdir(parents=True, exist_ok=True)
         ledger = self.report_dir / "load-ledger.jsonl"
         ledger.unlink(missing_ok=True)
         self.load = LoadDriver(self.stack.http_url, self.stack.inference_token, ledger=ledger)
@@ -481,6 +483,7 @@ class Demo:
                     "actions_applied": dict(sorted(applied.items())),
                     "load": vars(result.load),
                     "load_ledger": str(self.report_dir / "load-ledger.jsonl"),
+                    "recording": str(self.report_dir / "recording.jsonl"),
                     "audit": {
                         "records": result.audit_records,
                         "verified": result.audit_ok,

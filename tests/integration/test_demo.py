@@ -66,6 +66,13 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return {"proc": proc, "report": report, "report_dir": report_dir}
 
 
+def _autoops(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the autoops CLI as a user would; capture its output."""
+    return subprocess.run(
+        [str(BIN / "autoops"), *args], capture_output=True, text=True, timeout=300
+    )
+
+
 def _output(run: dict[str, Any]) -> str:
     proc = run["proc"]
     return f"--- stdout\n{proc.stdout[-6000:]}\n--- stderr\n{proc.stderr[-6000:]}"
@@ -102,20 +109,10 @@ def test_the_load_counts_agree_with_the_load_generators_own_ledger(
 
 def test_the_action_counts_agree_with_the_audit_log(demo_run: dict[str, Any]) -> None:
     store = demo_run["report"]["audit"]["store"]
-    verify = subprocess.run(
-        [str(BIN / "autoops"), "audit", "--store", store, "--verify"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    verify = _autoops("audit", "--store", store, "--verify")
     assert verify.returncode == 0, verify.stdout + verify.stderr
-    listed = subprocess.run(
-        [str(BIN / "autoops"), "audit", "--store", store, "--kind", "outcome", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    listed = _autoops("audit", "--store", store, "--kind", "outcome", "--json")
+    assert listed.returncode == 0, listed.stderr
     outcomes = [json.loads(line) for line in listed.stdout.splitlines() if line.strip()]
     from_audit = Counter(
         o["body"]["action"]["kind"] for o in outcomes if o["body"]["outcome"] == "updated"
@@ -141,3 +138,22 @@ def test_nothing_the_demo_started_is_left_running(demo_run: dict[str, Any]) -> N
         if any(m in cmdline for m in marks):
             stray.append(f"{proc.name}: {cmdline[:200]}")
     assert not stray, stray
+
+
+def test_the_live_recording_replays_to_the_same_decisions_and_calibrates(
+    demo_run: dict[str, Any],
+) -> None:
+    from autoops.demo.story import POLICY_FILE
+
+    recording = demo_run["report"]["recording"]
+    replayed = _autoops("replay", recording, "--policy", str(POLICY_FILE), "--json")
+    assert replayed.returncode == 0, replayed.stderr
+    report = json.loads(replayed.stdout)
+    assert report["passes"] > 10
+    assert report["differences"] == []
+    calibrated = _autoops("calibrate", recording, "--policy", str(POLICY_FILE), "--json")
+    assert calibrated.returncode == 0, calibrated.stderr
+    fit = json.loads(calibrated.stdout)["calibration"]
+    assert fit["passes"] == report["passes"]
+    assert fit["service_s"]["points"] > 0
+    assert fit["service_s"]["value"] > 0
