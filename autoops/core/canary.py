@@ -68,8 +68,25 @@ def approval_id(policy: Policy, action: Action) -> str:
     return f"{name}.{action.kind.value}"
 
 
+FLEET_NOISE_Z = 3.0
+"""Standard errors of sampling noise a canary's excess errors must clear, when every version
+errs, before the canary is blamed: a few dozen canary requests must not roll back a fleet fault."""
+
+
 def _burn(ratio: float | None, budget: float) -> float | None:
     return None if ratio is None else ratio / budget
+
+
+def error_noise(
+    cand_ratio: float, cand_count: float | None, base_ratio: float, base_count: float | None
+) -> float:
+    """How far apart two error ratios may be by sampling noise alone (0 without counts)."""
+    if not cand_count or not base_count or cand_count <= 0 or base_count <= 0:
+        return 0.0
+    pooled = (cand_ratio * cand_count + base_ratio * base_count) / (cand_count + base_count)
+    pooled = min(max(pooled, 0.0), 1.0)
+    variance = pooled * (1.0 - pooled) * (1.0 / cand_count + 1.0 / base_count)
+    return float(FLEET_NOISE_Z * variance**0.5)
 
 
 def analyse(
@@ -152,10 +169,19 @@ def analyse(
     # Errors: absolute SLO plus relative to the baseline.
     base_err = base.error_ratio
     if cand.error_ratio > slo.error_rate:
+        # When the baseline errs too, the canary is blamed only for errors beyond the baseline's
+        # that sampling noise cannot explain.
+        noise = (
+            error_noise(cand.error_ratio, cand.request_count, base_err, base.request_count)
+            if base_err is not None and base_err > slo.error_rate
+            else 0.0
+        )
+        if noise:
+            evidence["canary.error_noise"] = noise
         if (
             base_err is not None
             and base_err > slo.error_rate
-            and (cand.error_ratio <= base_err + rollout.max_error_increase)
+            and (cand.error_ratio <= base_err + rollout.max_error_increase + noise)
         ):
             fleet.append(
                 f"errors on every version (canary {cand.error_ratio:.1%}, baseline {base_err:.1%})"

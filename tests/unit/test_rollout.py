@@ -184,6 +184,36 @@ def test_fault_on_every_version_alerts_and_never_rolls_back() -> None:
     assert state.rollout.phase is Phase.PROGRESSING
 
 
+@pytest.mark.parametrize(
+    ("base", "canary", "rolled_back"),
+    [
+        # Seen live: 30% errors everywhere, a 25% canary with ~27 requests in the window.
+        pytest.param((0.2565, 80.0), (0.32, 27.0), False, id="fleet-fault-within-sampling-noise"),
+        pytest.param((0.30, 80.0), (0.36, 27.0), False, id="fleet-fault-small-canary-window"),
+        pytest.param((0.30, 10_000.0), (0.36, 3_000.0), True, id="canary-worse-on-much-data"),
+        pytest.param((0.30, 80.0), (0.95, 27.0), True, id="canary-far-worse-than-the-fleet"),
+    ],
+)
+def test_a_fleet_fault_blames_the_canary_only_beyond_sampling_noise(
+    base: tuple[float, float], canary: tuple[float, float], rolled_back: bool
+) -> None:
+    def rows(now: float, world: AppliedState) -> tuple[VersionMetrics, ...]:
+        del now, world
+        return (
+            row("v1", errors=base[0], count=base[1]),
+            row("v2", errors=canary[0], count=canary[1]),
+        )
+
+    decisions, _, _ = run(make_policy(), rows, ticks=20)
+    assert (ActionKind.ROLLBACK in kinds(decisions)) is rolled_back
+    if not rolled_back:
+        assert any(
+            isinstance(a, Alert) and "every version" in a.message
+            for d in decisions
+            for a in d.actions
+        )
+
+
 def test_load_spike_during_canary_scales_out_and_the_canary_goes_on() -> None:
     def rows(now: float, world: AppliedState) -> tuple[VersionMetrics, ...]:
         share = world.traffic.get("v2", 0.0)
