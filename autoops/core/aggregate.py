@@ -157,13 +157,32 @@ def total_rate(snapshot: Snapshot) -> float | None:
     return total if snapshot.metrics else None
 
 
+NOISE_Z = 3.0
+"""Standard errors of sampling noise that one version's or region's excess errors must clear
+before it is blamed for errors the others show too: a few dozen requests must not roll back a
+canary, or empty a region, for a fault of the whole fleet."""
+
+
+def error_noise(
+    cand_ratio: float, cand_count: float | None, base_ratio: float, base_count: float | None
+) -> float:
+    """How far apart two error ratios may be by sampling noise alone (0 without counts)."""
+    if not cand_count or not base_count or cand_count <= 0 or base_count <= 0:
+        return 0.0
+    pooled = (cand_ratio * cand_count + base_ratio * base_count) / (cand_count + base_count)
+    pooled = min(max(pooled, 0.0), 1.0)
+    variance = pooled * (1.0 - pooled) * (1.0 / cand_count + 1.0 / base_count)
+    return float(NOISE_Z * variance**0.5)
+
+
 def degraded_regions(
     snapshot: Snapshot, error_limit: float, signals: Mapping[str, RegionSignals]
 ) -> dict[str, str]:
     """Regions that are failing, with why: marked unhealthy, or every version there erring.
 
-    A region counts as erring only when other regions are not, so a fleet-wide fault is not
-    blamed on a region.
+    A region counts as erring only when other regions are not, and when its error ratio is above
+    theirs by more than sampling noise: a fleet-wide fault, which crosses the limit in one
+    region a pass before another, is not blamed on a region.
     """
     reasons: dict[str, str] = dict.fromkeys(
         unhealthy_regions(signals), "region marked unhealthy by the health signal"
@@ -177,16 +196,27 @@ def degraded_regions(
         by_region.setdefault(row.region, []).append(row)
     if len(by_region) < 2:
         return reasons
-    erring: dict[str, float] = {}
-    for region, rows in by_region.items():
-        agg = aggregate_version(rows)
-        if agg.error_ratio is not None and agg.error_ratio > error_limit:
-            erring[region] = agg.error_ratio
-    if erring and len(erring) < len(by_region):
-        for region, ratio in erring.items():
-            reasons.setdefault(
-                region,
-                f"every version in the region errs ({ratio:.1%} > {error_limit:.1%}) "
-                "while other regions do not",
-            )
+    aggregates = {region: aggregate_version(rows) for region, rows in by_region.items()}
+    erring = {
+        region: agg
+        for region, agg in aggregates.items()
+        if agg.error_ratio is not None and agg.error_ratio > error_limit
+    }
+    if not erring or len(erring) == len(by_region):
+        return reasons
+    others = aggregate_version(
+        row for region, rows in by_region.items() if region not in erring for row in rows
+    )
+    for region, agg in erring.items():
+        ratio = agg.error_ratio
+        assert ratio is not None
+        if others.error_ratio is not None:
+            noise = error_noise(ratio, agg.request_count, others.error_ratio, others.request_count)
+            if ratio - others.error_ratio <= noise:
+                continue
+        reasons.setdefault(
+            region,
+            f"every version in the region errs ({ratio:.1%} > {error_limit:.1%}) "
+            "while other regions do not",
+        )
     return reasons

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from autoops.core.aggregate import aggregate_version, rows_by_version
+from autoops.core.aggregate import aggregate_version, error_noise, rows_by_version
 from autoops.core.state import Phase, RolloutState
 from autoops.model import (
     Action,
@@ -68,25 +68,8 @@ def approval_id(policy: Policy, action: Action) -> str:
     return f"{name}.{action.kind.value}"
 
 
-FLEET_NOISE_Z = 3.0
-"""Standard errors of sampling noise a canary's excess errors must clear, when every version
-errs, before the canary is blamed: a few dozen canary requests must not roll back a fleet fault."""
-
-
 def _burn(ratio: float | None, budget: float) -> float | None:
     return None if ratio is None else ratio / budget
-
-
-def error_noise(
-    cand_ratio: float, cand_count: float | None, base_ratio: float, base_count: float | None
-) -> float:
-    """How far apart two error ratios may be by sampling noise alone (0 without counts)."""
-    if not cand_count or not base_count or cand_count <= 0 or base_count <= 0:
-        return 0.0
-    pooled = (cand_ratio * cand_count + base_ratio * base_count) / (cand_count + base_count)
-    pooled = min(max(pooled, 0.0), 1.0)
-    variance = pooled * (1.0 - pooled) * (1.0 / cand_count + 1.0 / base_count)
-    return float(FLEET_NOISE_Z * variance**0.5)
 
 
 def analyse(
