@@ -241,6 +241,9 @@ class Alert:
     severity: Literal["info", "warning", "critical"]
     message: str
     kind: Literal[ActionKind.ALERT] = ActionKind.ALERT
+    topic: str | None = None
+    """The lasting condition it is about (``fleet_fault``, ``drift:inputs``...): a notifier sends
+    one alert per topic per interval while it lasts. None: every alert is news."""
 
 
 Action = (

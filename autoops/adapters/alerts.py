@@ -40,6 +40,7 @@ __all__ = [
     "Notifier",
     "NotifyResult",
     "NullNotifier",
+    "RepeatSuppressor",
     "WebhookConfigError",
     "WebhookNotifier",
     "describe_action",
@@ -490,11 +491,72 @@ class BackgroundNotifier:
         self.inner.close()
 
 
+REPEAT_AFTER_S = 300.0
+"""An alert the same as one sent this recently is not sent again."""
+
+
+class RepeatSuppressor:
+    """Sends every action on, and an alert only when one of its topic was not sent lately.
+
+    A condition that lasts (a fault on every version, a metrics outage) raises the same alert on
+    every pass; people need it once, then again every ``repeat_after_s`` while it lasts.
+    """
+
+    def __init__(
+        self,
+        inner: NullNotifier | WebhookNotifier | BackgroundNotifier,
+        repeat_after_s: float = REPEAT_AFTER_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.inner = inner
+        self.repeat_after_s = repeat_after_s
+        self._clock = clock
+        self._sent: dict[tuple[str, str, str], float] = {}
+        self._lock = threading.Lock()
+        self.suppressed = 0
+
+    def notify(
+        self,
+        policy: str,
+        reconcile_id: str,
+        action: Action,
+        reasons: Sequence[str],
+        evidence: Mapping[str, Any],
+    ) -> NotifyResult:
+        """Send, unless ``action`` is an alert of a topic (or, without one, a message) that was
+        sent within ``repeat_after_s``."""
+        if isinstance(action, Alert):
+            key = (policy, action.severity, action.topic or action.message)
+            now = self._clock()
+            with self._lock:
+                last = self._sent.get(key)
+                if last is not None and now - last < self.repeat_after_s:
+                    self.suppressed += 1
+                    return NotifyResult(ok=True, attempts=0, error="repeat suppressed")
+                self._sent[key] = now
+        return self.inner.notify(policy, reconcile_id, action, reasons, evidence)
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait for the inner notifier's queue, when it has one."""
+        flush = getattr(self.inner, "flush", None)
+        return True if flush is None else bool(flush(timeout_s))
+
+    def close(self) -> None:
+        """Close the inner notifier."""
+        self.inner.close()
+
+
 def notifier_for(
-    url: str | None, timeout_s: float = 5.0, retries: int = 2, background: bool = True
-) -> NullNotifier | WebhookNotifier | BackgroundNotifier:
-    """The notifier for a configured webhook URL (off the loop's thread), or a NullNotifier."""
+    url: str | None,
+    timeout_s: float = 5.0,
+    retries: int = 2,
+    background: bool = True,
+    repeat_after_s: float = REPEAT_AFTER_S,
+) -> NullNotifier | RepeatSuppressor:
+    """The notifier for a configured webhook URL (off the loop's thread, repeated alerts sent
+    once per ``repeat_after_s``), or a NullNotifier."""
     if not url:
         return NullNotifier()
     webhook = WebhookNotifier(url, timeout_s=timeout_s, retries=retries)
-    return BackgroundNotifier(webhook) if background else webhook
+    inner = BackgroundNotifier(webhook) if background else webhook
+    return RepeatSuppressor(inner, repeat_after_s)

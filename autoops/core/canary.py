@@ -410,6 +410,7 @@ def progress(
                 "every version is failing, not just the canary: "
                 + "; ".join(analysis.reasons)
                 + " (no rollback; scaling and placement act on it)",
+                topic="fleet_fault",
             )
         )
         reasons.append("fault on every version: canary not blamed, rollout held")

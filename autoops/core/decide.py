@@ -248,6 +248,7 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
                         "warning",
                         f"anomaly on {finding.signal} ({finding.detector}, "
                         f"score {finding.score or 0:.2f})",
+                        topic=f"anomaly:{finding.signal}",
                     )
                 )
             elif remedy == "scale_out":
@@ -278,7 +279,13 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
                         step=-1,
                     )
             else:
-                actions.append(Alert("warning", f"input drift on {finding.signal} of {stable}"))
+                actions.append(
+                    Alert(
+                        "warning",
+                        f"input drift on {finding.signal} of {stable}",
+                        topic=f"drift:{finding.signal}",
+                    )
+                )
     if any(isinstance(a, Promote) for a in actions):
         retrain_state = (None, None)
 

@@ -19,6 +19,7 @@ from autoops.adapters.alerts import (
     ExternalAlert,
     NotifyResult,
     NullNotifier,
+    RepeatSuppressor,
     WebhookConfigError,
     WebhookNotifier,
     describe_action,
@@ -339,7 +340,8 @@ def test_background_notifier_delivers_in_order_off_the_calling_thread(
     receiver: Receiver,
 ) -> None:
     notifier = notifier_for(receiver.url, retries=0)
-    assert isinstance(notifier, BackgroundNotifier)
+    assert isinstance(notifier, RepeatSuppressor)
+    assert isinstance(notifier.inner, BackgroundNotifier)
     try:
         results = [notifier.notify("p", f"r{i}", Promote(f"v{i}"), (), {}) for i in range(5)]
         assert notifier.flush(timeout_s=30)
@@ -535,3 +537,54 @@ def test_alertmanager_labels_round_trip(labels: dict[str, str], status: str) -> 
     assert alert.labels == {**labels, "alertname": "A"}
     assert alert.status == status
     assert alert.name == "A"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class _Sent:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def notify(
+        self, policy: str, rid: str, action: Any, reasons: Any, evidence: Any
+    ) -> NotifyResult:
+        self.sent.append(f"{policy}:{action.kind.value}")
+        return NotifyResult(ok=True, attempts=1)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_repeated_alert_is_sent_once_per_interval_and_actions_always() -> None:
+    clock, inner = _Clock(), _Sent()
+    notifier = RepeatSuppressor(inner, repeat_after_s=300.0, clock=clock)  # type: ignore[arg-type]
+    fleet = Alert("critical", "every version is failing")
+    for _ in range(5):
+        notifier.notify("p", "r", fleet, (), {})
+        notifier.notify("p", "r", ROLLBACK, (), {})
+        clock.now += 2.0
+    assert inner.sent == ["p:alert"] + ["p:rollback"] * 5
+    assert notifier.suppressed == 4
+    notifier.notify("p", "r", Alert("warning", "another condition"), (), {})
+    notifier.notify("q", "r", fleet, (), {})  # another policy's alert is its own
+    clock.now += 300.0
+    notifier.notify("p", "r", fleet, (), {})  # still failing after the interval: sent again
+    assert inner.sent[-3:] == ["p:alert", "q:alert", "p:alert"]
+
+
+def test_alerts_of_one_topic_are_one_condition_whatever_their_numbers() -> None:
+    clock, inner = _Clock(), _Sent()
+    notifier = RepeatSuppressor(inner, repeat_after_s=300.0, clock=clock)  # type: ignore[arg-type]
+    for pct in (31, 28, 35):
+        fleet = Alert("warning", f"every version is failing: canary {pct}%", topic="fleet_fault")
+        notifier.notify("p", "r", fleet, (), {})
+        clock.now += 2.0
+    assert inner.sent == ["p:alert"]
+    notifier.notify("p", "r", Alert("warning", "drift", topic="drift:inputs"), (), {})
+    assert inner.sent == ["p:alert", "p:alert"]
