@@ -1,9 +1,10 @@
 """One control-loop pass for one policy: observe → detect → decide → act → audit.
 
 Each stage is isolated (an exception is logged with the reconcile id and the pass goes on or
-stops safely), timed, and exported. Actions are written ahead: the intent is recorded before
-anything is applied and each outcome after, so a controller killed in between finds the
-dangling intent when it comes back and finishes it idempotently instead of applying it twice.
+stops safely), timed, and exported. Actions are written ahead: the intent is recorded, with
+the state it leads to, before anything is applied and each outcome after, so a controller
+killed in between finds the dangling intent when it comes back, finishes it idempotently
+instead of applying it twice, and goes on from the state that intent led to.
 """
 
 from __future__ import annotations
@@ -186,7 +187,7 @@ class Reconciler:
                 with self._stage("record", report):
                     self.recorder(ctx, decision)
             with self._stage("act", report):
-                report.results = self._act(decision, rid)
+                report.results = self._act(decision, rid, new_state)
             with self._stage("audit", report):
                 self.state = new_state
                 self.store.save_state(self.name, state_to_json(new_state))
@@ -250,7 +251,10 @@ class Reconciler:
         )
         self.controller_metrics.action(self.name, result.action.kind.value, result.outcome.value)
 
-    def _act(self, decision: Decision, rid: str) -> tuple[ApplyResult, ...]:
+    def _act(
+        self, decision: Decision, rid: str, new_state: ControllerState
+    ) -> tuple[ApplyResult, ...]:
+        """Write the intent (with the state it leads to) ahead, apply, record each outcome."""
         mutating = decision.mutating
         alerts = [a for a in decision.actions if isinstance(a, Alert)]
         body: dict[str, Any] = {
@@ -283,7 +287,13 @@ class Reconciler:
             for r in results:
                 self.controller_metrics.action(self.name, r.action.kind.value, r.outcome.value)
             return results
-        intent = self.store.append(self.name, rid, "intent", body, self.clock.now())
+        # The state the actions lead to is saved with their intent, in one transaction: a
+        # controller killed before the outcomes finishes the intent on restart and goes on
+        # from that state, never from the one before it (which would undo a promotion or a
+        # rollback the resumed intent has just applied).
+        intent = self.store.append(
+            self.name, rid, "intent", body, self.clock.now(), state=state_to_json(new_state)
+        )
         results_list: list[ApplyResult] = []
         for action in mutating:
             result = self._apply(action, rid)

@@ -21,8 +21,16 @@ import numpy.typing as npt
 
 from autoops.adapters.alerts import notifier_for
 from autoops.adapters.carbon import SignalsSpec, build_signals
-from autoops.adapters.serve_actuator import ServeActuator
+from autoops.adapters.serve_actuator import ServeActuator, ServeClient
+from autoops.adapters.serve_config import (
+    ServeConfigError,
+    app_configs,
+    deploy_config,
+    explicit_deployments,
+    routing_table,
+)
 from autoops.adapters.serve_rest import RestServeClient
+from autoops.contract import version_app_name
 from autoops.logging import get_logger
 from autoops.model import Action, Promote, Retrain, Rollback
 from autoops.policy.loader import load_policy
@@ -115,8 +123,73 @@ def _registry_hooks(
     return reference, stages
 
 
+READY_TIMEOUT_S = 300.0
+"""How long a new version's Serve application may take to run before its deploy fails."""
+
+
+def _app_status(client: ServeClient, name: str) -> str | None:
+    """The status Serve reports for application ``name`` (RUNNING, DEPLOYING...), None if absent."""
+    app = (client.details().get("applications") or {}).get(name) or {}
+    status = app.get("status")
+    return None if status is None else str(status)
+
+
+def _start_unrouted(client: ServeClient, application: str, version: str, regions: list[str]) -> str:
+    """Add ``version``'s application (a copy of the stable's) without routing to it; its name."""
+    details = client.details()
+    table = routing_table(details, application)
+    name = version_app_name(application, version)
+    configs = app_configs(details)
+    if any(c.get("name") == name for c in configs):
+        return name
+    template_name = version_app_name(application, table.stable_version)
+    template = next((c for c in configs if c.get("name") == template_name), None)
+    if template is None:
+        raise ServeConfigError(f"no application {template_name!r} to copy for {version}")
+    new = {k: v for k, v in template.items() if k != "deployments"}
+    new["name"] = name
+    new["args"] = {**dict(new.get("args") or {}), "version": version, "regions": list(regions)}
+    configs.append(new)
+    client.deploy(deploy_config(details, configs))
+    return name
+
+
+def deploy_when_ready(
+    client: ServeClient,
+    actuator: ServeActuator,
+    version: str,
+    regions: list[str],
+    timeout_s: float = READY_TIMEOUT_S,
+    poll_s: float = 0.5,
+) -> bool:
+    """Deploy ``version`` and make it a rollout candidate only once its replicas run.
+
+    A version in the routing table is a candidate at once: listed while its replicas still
+    start, the canary's first requests wait for them (seconds), and its analysis blames the
+    cold start on the version. So the application is deployed first, unrouted, and the routing
+    table learns the version only when Serve reports the application RUNNING. False when the
+    version was already routed.
+    """
+    if version in explicit_deployments(actuator.routing()).deployments:
+        return False
+    name = _start_unrouted(client, actuator.application, version, regions)
+    deadline = time.monotonic() + timeout_s
+    while (status := _app_status(client, name)) != "RUNNING":
+        if status == "DEPLOY_FAILED":
+            raise ServeConfigError(f"application {name!r} failed to deploy")
+        if time.monotonic() >= deadline:
+            raise ServeConfigError(f"application {name!r} not running after {timeout_s:g}s")
+        time.sleep(poll_s)
+    table = explicit_deployments(actuator.routing())
+    deployments = {**table.deployments, version: list(regions)}
+    actuator.write_routing(table.model_copy(update={"deployments": deployments}))
+    log.info("version_deployed", version=version, regions=list(regions))
+    return True
+
+
 def _retrainer(
     root: Path,
+    client: ServeClient,
     actuator: ServeActuator,
     samples: SampleSource,
     signals: Any,
@@ -124,9 +197,7 @@ def _retrainer(
 ) -> Callable[[Retrain, str], ApplyResult]:
     """Retrain as a Ray task on the base's training data plus recent labelled samples."""
 
-    def train(
-        base: str, new: str, x: npt.NDArray[np.float64], y: npt.NDArray[np.int64]
-    ) -> str:
+    def train(base: str, new: str, x: npt.NDArray[np.float64], y: npt.NDArray[np.int64]) -> str:
         import ray
 
         from serve_apps.models import load_digits_split
@@ -141,7 +212,7 @@ def _retrainer(
     def deploy(version: str) -> object:
         table = actuator.routing()
         regions = sorted({r for v, r in table.deployed_pairs() if v == table.stable_version})
-        return actuator.deploy_version(version, regions)
+        return deploy_when_ready(client, actuator, version, regions)
 
     return RetrainRemediation(
         samples=samples,
@@ -179,7 +250,7 @@ def build(settings: RunSettings, catalogue: RegionCatalogue) -> Running:
             actuator.stage_hook = stages
             if settings.samples is not None:
                 retrainer = _retrainer(
-                    settings.registry_root, actuator, settings.samples, signals, policy
+                    settings.registry_root, client, actuator, settings.samples, signals, policy
                 )
         reconciler = Reconciler(
             policy=policy,

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from autoops.core.actuation import apply_actions
+from autoops.core.state import Phase
 from autoops.model import (
     Action,
     ActionKind,
@@ -225,3 +226,54 @@ def test_pause_stops_actions_and_resume_lets_them_through(tmp_path: Path, paused
     reconciler.paused = paused
     run(reconciler, clock, 3)
     assert (actuator.writes == []) is paused
+
+
+class Killed(BaseException):
+    """The process dying (SIGKILL): nothing after it runs, no stage catches it."""
+
+
+class DyingActuator(FakeActuator):
+    """A fake serving system whose controller dies while applying one kind of action."""
+
+    def __init__(self, world: AppliedState, dies_on: ActionKind) -> None:
+        super().__init__(world)
+        self.dies_on = dies_on
+
+    def apply(self, action: Action) -> ApplyResult:
+        if action.kind is self.dies_on:
+            raise Killed
+        return super().apply(action)
+
+
+def canary_erring(world: AppliedState) -> tuple[VersionMetrics, ...]:
+    """v2 fails while it serves; like real metrics, it has no row without traffic."""
+    share = world.traffic.get("v2", 0.0)
+    rows = [row("v1", rate=100 * (1 - share))]
+    if share > 0:
+        rows.append(row("v2", errors=0.2, rate=100 * share, count=1000))
+    return tuple(rows)
+
+
+def test_a_controller_killed_mid_rollback_resumes_rolled_back_and_never_reroutes_to_the_canary(
+    tmp_path: Path,
+) -> None:
+    store = SQLiteStore(tmp_path / "state.db")
+    dying = DyingActuator(applied(versions=("v1", "v2")), ActionKind.ROLLBACK)
+    first, _, _, clock = make_reconciler(tmp_path, canary_erring, store=store, actuator=dying)
+    with pytest.raises(Killed):
+        run(first, clock, 10)
+    assert dying.world.traffic.get("v2", 0.0) > 0  # killed after the intent, before applying
+    assert [r.seq for r in store.pending_intents("test")]
+
+    actuator = FakeActuator(dying.world)
+    second, _, _, clock2 = make_reconciler(tmp_path, canary_erring, store=store, actuator=actuator)
+    clock2.t = clock.t + 5
+    assert actuator.world.traffic == {"v1": 1.0}  # the intent was finished on start
+    assert second.state.rollout.phase is Phase.IDLE
+    assert "v2" in second.state.rollout.rejected_versions
+    run(second, clock2, 5)
+    assert actuator.world.traffic == {"v1": 1.0}
+    assert [a.kind for a in actuator.writes].count(ActionKind.ROLLBACK) == 1
+    assert not any(a.kind is ActionKind.SET_TRAFFIC for a in actuator.writes)
+    assert store.pending_intents("test") == []
+    assert store.verify().ok
