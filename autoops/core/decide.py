@@ -286,7 +286,9 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
                         topic=f"drift:{finding.signal}",
                     )
                 )
-    if any(isinstance(a, Promote) for a in actions):
+    if any(isinstance(a, Promote | Rollback) for a in actions):
+        # Promoted: the retrained version is stable now. Rolled back: drift that goes on may
+        # ask for another retraining (on fresher labels) instead of waiting forever.
         retrain_state = (None, None)
 
     # -- scaling ------------------------------------------------------------------------------

@@ -175,3 +175,31 @@ def test_non_finite_load_never_scales_down(bad: float) -> None:
     decision, _ = decide(context(0, snap, policy))
     replicas = [a for a in decision.actions if isinstance(a, SetReplicas)]
     assert all(a.total >= 6 for a in replicas)
+
+
+def test_drift_that_goes_on_after_the_retrained_version_is_rolled_back_retrains_again() -> None:
+    policy = make_policy(remediations={"on_drift": "retrain", "retrain_deadline_s": 3600})
+    healthy = row("v1")
+    state = ControllerState()
+    retrains: list[Retrain] = []
+    rolled_back = False
+    t = 0.0
+    # Drift: one retrain; the retrained v1-r1 appears and is canaried; it errs, is rolled back;
+    # the drift goes on, so another retraining is asked for.
+    for _ in range(80):
+        world_versions = ("v1", "v1-r1") if retrains else ("v1",)
+        traffic = (
+            {"v1": 0.9, "v1-r1": 0.1}
+            if state.rollout.canary_version == "v1-r1" and not rolled_back
+            else {"v1": 1.0}
+        )
+        rows = (healthy, row("v1-r1", errors=0.5)) if retrains else (healthy,)
+        snap = snapshot(t, rows, applied(versions=world_versions, traffic=traffic))
+        decision, state = decide(context(t, snap, policy, state, findings=(drift(),)))
+        retrains += [a for a in decision.actions if isinstance(a, Retrain)]
+        rolled_back = rolled_back or any(a.kind is ActionKind.ROLLBACK for a in decision.actions)
+        if len(retrains) == 2:
+            break
+        t += 5.0
+    assert rolled_back, "the failing retrained canary was rolled back"
+    assert len(retrains) == 2
