@@ -20,7 +20,7 @@ import numpy.typing as npt
 from ray import serve
 from ray.serve import Deployment
 
-from autoops.contract import VersionFaults
+from autoops.contract import INPUT_SIZE, VersionFaults
 from serve_apps.faults import FaultInjector
 
 # torch (through serve_apps.models and serve_apps.registry) is imported where a model is loaded or
@@ -81,6 +81,11 @@ class ModelReplica:
         self.region = region
         self._model = _load(registry_root, version, num_gpus)
         self._faults = FaultInjector(random.Random())
+        # Warm up before Serve marks the replica ready: torch's first passes allocate and
+        # pick kernels, and a canary's first requests must not pay for it (a cold first
+        # window reads as a latency regression).
+        for rows in (1, MAX_BATCH_SIZE):
+            predict_proba(self._model, np.zeros((rows, INPUT_SIZE), dtype=np.float32))
 
     async def predict(
         self, inputs: npt.NDArray[np.float32], faults: VersionFaults | None = None
