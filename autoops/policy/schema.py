@@ -290,6 +290,14 @@ class DriftSpec(_Model):
     )
     alpha: float = Field(default=0.01, gt=0, lt=0.5, description="Overall false-alarm rate.")
     window: int = Field(default=500, ge=20, le=100_000, description="Samples per test window.")
+    confirm_windows: int = Field(
+        default=2,
+        ge=1,
+        le=10,
+        description="Consecutive, disjoint test windows that must each show drift before it is "
+        "reported: a live stream is tested again and again, and a single window at alpha would "
+        "raise a false alarm about once every 1/alpha windows.",
+    )
 
 
 class CanaryJudgeSpec(_Model):

@@ -7,7 +7,7 @@ crosses into the pure core as ``Finding`` values.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -47,6 +47,8 @@ class DriftState:
     tested_until: float = 0.0
     last_p_value: float | None = None
     tests: int = 0
+    streak: int = 0
+    """Consecutive windows that showed drift, up to the last test."""
 
 
 @dataclass
@@ -113,5 +115,17 @@ class Detection:
         state.tested_until = max(r.time for r in fresh)
         state.last_p_value = report.p_value
         state.tests += 1
-        log.info("drift_tested", version=version, p_value=report.p_value, drift=report.drift)
-        return report.to_finding(version)
+        state.streak = state.streak + 1 if report.drift else 0
+        log.info(
+            "drift_tested",
+            version=version,
+            p_value=report.p_value,
+            drift=report.drift,
+            streak=state.streak,
+        )
+        finding = report.to_finding(version)
+        stats = {**finding.statistics, "windows_in_a_row": float(state.streak)}
+        if report.drift and state.streak < spec.confirm_windows:
+            # One window is a suspicion: the next disjoint window must confirm it.
+            return replace(finding, verdict=Verdict.INCONCLUSIVE, statistics=stats)
+        return replace(finding, statistics=stats)
