@@ -89,10 +89,27 @@ def failed_share(ledger: Path, start: float, end: float) -> tuple[int, int]:
     return sent, failed
 
 
+class _RowCursor:
+    """Where the next trial's load starts in the held-out rows: after the last trial's."""
+
+    def __init__(self) -> None:
+        self.next = 0
+
+    def take(self) -> int:
+        """The row the next trial starts at."""
+        return self.next
+
+    def sent(self, count: int) -> None:
+        """Move past the ``count`` rows a trial sent."""
+        self.next += count
+
+
 class _Trial:
     """A fresh controller on a fresh table, with load, for one canary."""
 
-    def __init__(self, stack: Any, policy: Path, workdir: Path, name: str, rate: float) -> None:
+    def __init__(
+        self, stack: Any, policy: Path, workdir: Path, name: str, rate: float, rows: _RowCursor
+    ) -> None:
         from autoops.adapters.carbon import SignalsSpec
         from autoops.adapters.samples import HttpSampleSource
         from autoops.demo.story import LoadDriver
@@ -112,8 +129,11 @@ class _Trial:
         self.running = build(settings, load_catalogue())
         self.reconciler: Any = self.running.controller.managed[0].reconciler
         self.ledger = workdir / f"{name}-load.jsonl"
-        self.load = LoadDriver(stack.http_url, stack.inference_token, ledger=self.ledger)
+        self.load = LoadDriver(
+            stack.http_url, stack.inference_token, ledger=self.ledger, start_row=rows.take()
+        )
         self.load.rate = rate
+        self._rows = rows
         self._thread = threading.Thread(target=self.running.controller.run, daemon=True)
 
     def start(self, table: Any) -> None:
@@ -123,10 +143,12 @@ class _Trial:
         self._thread.start()
 
     def applied(self, kind: str) -> float | None:
-        """The time of the first applied (``updated``) action of ``kind``, if any."""
+        """When the candidate v2 was first promoted or rolled back (``kind``), if it was."""
         name = self.reconciler.policy.metadata.name
         for record in self.running.store.records(name, kinds=["outcome"]):
-            if record.body["outcome"] == "updated" and record.body["action"]["kind"] == kind:
+            action = record.body["action"]
+            about = action.get("version", action.get("from_version"))
+            if record.body["outcome"] == "updated" and action["kind"] == kind and about == "v2":
                 return float(record.time)
         return None
 
@@ -147,6 +169,7 @@ class _Trial:
     def close(self) -> None:
         """Stop the load and the controller."""
         self.load.stop()
+        self._rows.sent(self.load.totals.sent)
         self.running.controller.stop()
         self._thread.join(timeout=30)
         self.running.close()
@@ -179,7 +202,12 @@ def _base_table(config: RollbackBenchConfig) -> Any:
 
 
 def _faulty_trial(
-    stack: Any, policy: Path, workdir: Path, config: RollbackBenchConfig, kind: str
+    stack: Any,
+    policy: Path,
+    workdir: Path,
+    config: RollbackBenchConfig,
+    kind: str,
+    rows: _RowCursor,
 ) -> dict[str, Any]:
     from autoops.contract import VersionFaults
 
@@ -192,7 +220,7 @@ def _faulty_trial(
         fault = VersionFaults(
             extra_latency_ms=config.base_latency_ms * (1 + config.subtle_latency_increase)
         )
-    trial = _Trial(stack, policy, workdir, kind, config.rate_per_s)
+    trial = _Trial(stack, policy, workdir, kind, config.rate_per_s, rows)
     try:
         trial.start(_base_table(config))
         if not _wait(lambda: trial.canary_weight() > 0, config.promote_timeout_s):
@@ -219,9 +247,9 @@ def _faulty_trial(
 
 
 def _healthy_trial(
-    stack: Any, policy: Path, workdir: Path, config: RollbackBenchConfig, n: int
+    stack: Any, policy: Path, workdir: Path, config: RollbackBenchConfig, n: int, rows: _RowCursor
 ) -> dict[str, Any]:
-    trial = _Trial(stack, policy, workdir, f"healthy-{n}", config.rate_per_s)
+    trial = _Trial(stack, policy, workdir, f"healthy-{n}", config.rate_per_s, rows)
     began = time.time()
     try:
         trial.start(_base_table(config))
@@ -287,13 +315,14 @@ def run_rollback_bench(
         )
         try:
             say("gross fault: 20% errors on the canary")
-            gross = _faulty_trial(stack, policy, workdir, config, "gross")
+            rows = _RowCursor()
+            gross = _faulty_trial(stack, policy, workdir, config, "gross", rows)
             say("subtle fault: +30% latency on the canary")
-            subtle = _faulty_trial(stack, policy, workdir, config, "subtle")
+            subtle = _faulty_trial(stack, policy, workdir, config, "subtle", rows)
             trials = []
             for n in range(config.healthy_canaries):
                 say(f"healthy canary {n + 1}/{config.healthy_canaries}")
-                trials.append(_healthy_trial(stack, policy, workdir, config, n))
+                trials.append(_healthy_trial(stack, policy, workdir, config, n, rows))
             source = stack.source
         finally:
             stack.close()

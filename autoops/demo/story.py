@@ -52,11 +52,19 @@ class LoadDriver:
     """Bounded loopback load in short chunks, at a rate and input shift the story sets."""
 
     def __init__(
-        self, url: str, token: str, chunk_s: float = 2.0, ledger: Path | None = None
+        self,
+        url: str,
+        token: str,
+        chunk_s: float = 2.0,
+        ledger: Path | None = None,
+        start_row: int = 0,
     ) -> None:
         self.url = url
         self.token = token
         self.chunk_s = chunk_s
+        self.start_row = start_row
+        """The held-out row to send first: drivers run one after another pass on the next row,
+        so the samples a drift test reads never hold the same row twice."""
         self.ledger = ledger
         """When given, one JSON line per chunk: what the load generator itself reported."""
         self.rate = BASE_RATE
@@ -79,7 +87,7 @@ class LoadDriver:
         from serve_apps.loadgen import LoadConfig, run_load_sync
 
         seed = 0
-        row = 0
+        row = self.start_row
         while not self._stop.is_set():
             seed += 1
             requests = max(1, int(self.rate * self.chunk_s))
