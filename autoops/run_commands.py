@@ -13,7 +13,10 @@ import typer
 
 from autoops.adapters.carbon import SignalsSpec
 from autoops.adapters.prometheus import PrometheusMetrics
-from autoops.adapters.prometheus_server import default_service_discovery_file
+from autoops.adapters.prometheus_server import (
+    default_service_discovery_file,
+    session_service_discovery_file,
+)
 from autoops.adapters.samples import HttpSampleSource
 from autoops.adapters.scrape import BuiltinScraper
 from autoops.logging import configure_logging, get_logger
@@ -45,10 +48,32 @@ def _dashboard_url(ray_address: str | None, dashboard_url: str | None) -> str:
     return local_dashboard_url()
 
 
+def connected_sd_file() -> Path | None:
+    """Ray's service-discovery file of the session this process is connected to, if any.
+
+    A job on a cluster started with ``--temp-dir`` (or beside other clusters on one machine)
+    must scrape its own cluster, not whatever session ``/tmp/ray`` names last.
+    """
+    if "ray" not in sys.modules:
+        return None
+    import ray
+    from ray._private import worker
+
+    node = worker.global_worker.node if ray.is_initialized() else None
+    session_dir = node.get_session_dir_path() if node is not None else None
+    return session_service_discovery_file(session_dir) if session_dir else None
+
+
 def metrics_source(
-    prometheus: str | None, scrape: bool, scrape_targets: list[str] | None
+    prometheus: str | None,
+    scrape: bool,
+    scrape_targets: list[str] | None,
+    sd_file: Path | None = None,
 ) -> MetricsSource:
-    """Prometheus when a URL is given, the built-in scraper otherwise; checked at start-up."""
+    """Prometheus when a URL is given, the built-in scraper otherwise; checked at start-up.
+
+    Without targets the scraper reads ``sd_file`` (default: Ray's default temp directory's).
+    """
     source: MetricsSource
     if prometheus:
         source = PrometheusMetrics(prometheus)
@@ -56,7 +81,7 @@ def metrics_source(
         if scrape_targets:
             scraper = BuiltinScraper(scrape_targets)
         else:
-            scraper = BuiltinScraper(sd_file=default_service_discovery_file())
+            scraper = BuiltinScraper(sd_file=sd_file or default_service_discovery_file())
         scraper.start()
         source = scraper
     else:
@@ -140,7 +165,7 @@ def run_command(
     except (ConfigError, ApiTokenError) as exc:
         raise _fail(str(exc)) from None
     url = _dashboard_url(ray_address, dashboard_url)
-    source = metrics_source(prometheus, scrape, scrape_target)
+    source = metrics_source(prometheus, scrape, scrape_target, connected_sd_file())
     try:
         source.check()
     except Exception as exc:
