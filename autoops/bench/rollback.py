@@ -152,6 +152,16 @@ class _Trial:
                 return float(record.time)
         return None
 
+    def rollback_reasons(self) -> list[str]:
+        """The reasons recorded with each rollback intent (why the controller rolled back)."""
+        name = self.reconciler.policy.metadata.name
+        return [
+            reason
+            for record in self.running.store.records(name, kinds=["intent"])
+            if any(a["kind"] == "rollback" for a in record.body["actions"])
+            for reason in record.body.get("reasons", [])
+        ]
+
     def canary_weight(self) -> float:
         """The candidate's weight in Serve's routing table now."""
         return float(self.reconciler.actuator.routing().weights.get("v2", 0.0))
@@ -231,6 +241,7 @@ def _faulty_trial(
         end = (rolled_back_at or time.time()) + config.window_after_s
         _wait(lambda: time.time() >= end, config.window_after_s + 5, poll_s=1.0)
         weight_after = trial.canary_weight()
+        reasons = trial.rollback_reasons()
     finally:
         trial.close()
     sent, failed = failed_share(trial.ledger, fault_live, end)
@@ -239,6 +250,7 @@ def _faulty_trial(
         "rolled_back": rolled_back_at is not None,
         "time_to_rollback_s": None if rolled_back_at is None else rolled_back_at - fault_live,
         "canary_weight_after": weight_after,
+        "rollback_reasons": reasons,
         "window_s": end - fault_live,
         "requests_in_window": sent,
         "failed_in_window": failed,
@@ -258,6 +270,7 @@ def _healthy_trial(
             config.promote_timeout_s,
         )
         promoted, rolled_back = trial.applied("promote"), trial.applied("rollback")
+        reasons = trial.rollback_reasons()
     finally:
         trial.close()
     sent, failed = failed_share(trial.ledger, began, time.time())
@@ -265,6 +278,7 @@ def _healthy_trial(
         "promoted": promoted is not None,
         "rolled_back": rolled_back is not None,
         "time_to_promote_s": None if promoted is None else promoted - began,
+        "rollback_reasons": reasons,
         "requests": sent,
         "failed": failed,
     }
