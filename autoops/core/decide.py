@@ -10,7 +10,6 @@ from autoops.core.aggregate import (
     aggregate_version,
     degraded_regions,
     rows_by_version,
-    total_load,
     total_rate,
 )
 from autoops.core.canary import RolloutStep, progress
@@ -22,7 +21,13 @@ from autoops.core.guards import (
     replica_cost,
 )
 from autoops.core.placement import Placement, objective_of, place, signal_map, split_replicas
-from autoops.core.scaling import ScalingVerdict, append_rate, cleared_timers, decide_scaling
+from autoops.core.scaling import (
+    ScalingVerdict,
+    append_rate,
+    cleared_timers,
+    decide_scaling,
+    scaling_load,
+)
 from autoops.core.state import ControllerState, DecisionContext, Phase
 from autoops.model import (
     MUTATING_KINDS,
@@ -292,7 +297,7 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
         retrain_state = (None, None)
 
     # -- scaling ------------------------------------------------------------------------------
-    load, complete = total_load(snapshot)
+    load, complete = scaling_load(snapshot)
     rate = total_rate(snapshot)
     evidence["load"] = load
     evidence["request_rate"] = rate

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 
 from autoops.core.forecast import TrendSums, trend_from_sums
 from autoops.core.state import ScalingState
+from autoops.model import Snapshot
 from autoops.policy.schema import Scaling
 
 IN_BAND = "load per replica within the tolerance band: replicas held"
@@ -23,6 +24,32 @@ class ScalingVerdict:
     state: ScalingState
     overloaded: bool = False
     """Load is above the band even at the desired replicas (capacity pressure)."""
+
+
+def scaling_load(snapshot: Snapshot) -> tuple[float | None, bool]:
+    """Requests in flight over every row, and whether every row's count is known.
+
+    A row without a valid in-flight value makes the total a lower bound (incomplete: it may
+    only scale up), except a row that saw no request in the window: Ray drops a gauge that is
+    not set again within its TTL, so a pair the ingress stopped routing to loses its in-flight
+    series while its request counter stays, and nothing is in flight where nothing arrived.
+    Returns (None, False) when no row says anything about load.
+    """
+    total = 0.0
+    known = False
+    complete = True
+    for row in snapshot.metrics:
+        value = row.ongoing_requests
+        if value is not None and 0.0 <= value < math.inf:
+            known = True
+            total += value
+        elif value is None and row.request_rate == 0.0:
+            known = True  # idle: its in-flight gauge lapsed, its counter saw nothing
+        else:
+            complete = False
+    if not known:
+        return None, False
+    return total, complete
 
 
 def append_rate(state: ScalingState, now: float, rate: float | None, keep: int) -> ScalingState:
@@ -51,6 +78,7 @@ def append_rate(state: ScalingState, now: float, rate: float | None, keep: int) 
         state.last_direction,
         history,
         trend,
+        state.below_peak,
     )
 
 
@@ -131,21 +159,40 @@ def decide_scaling(
         if not load_complete:
             cleared = cleared_timers(state)
             return ScalingVerdict(None, "load data incomplete: no scale-down", cleared)
-        below = state.below_since if state.below_since is not None else now
-        new_state = replace(state, above_since=None, below_since=below)
-        waited = now - below
-        if waited >= policy.downscale_stabilization_s:
-            return ScalingVerdict(
-                needed,
-                f"{load:.1f} requests in flight on {current} replicas "
-                f"({per_replica:.2f} each < {lower:.2f}) for {waited:.0f}s: {needed} replicas",
-                new_state,
-            )
+        if needed < current:
+            return _scale_down(policy, state, now, load, current)
+    # The steady case runs every pass for every target: its reason is a constant (the
+    # decision's evidence carries the numbers).
+    return ScalingVerdict(None, IN_BAND, cleared_timers(state))
+
+
+def _scale_down(
+    policy: Scaling, state: ScalingState, now: float, load: float, current: int
+) -> ScalingVerdict:
+    """Scale in once every reading of the whole window needed fewer replicas; fit its peak.
+
+    Requests in flight is an instantaneous gauge: one reading between bursts may show none.
+    Sizing the scale-in by the last reading would drop replicas the rest of the window needed
+    (and scale straight back up); the busiest reading of the window sets the target instead,
+    and a reading that needs every replica starts the window again.
+    """
+    target = policy.target_ongoing_requests
+    below = state.below_since
+    peak = load if below is None else max(state.below_peak, load)
+    below = now if below is None else below
+    new_state = replace(state, above_since=None, below_since=below, below_peak=peak)
+    waited = now - below
+    if waited < policy.downscale_stabilization_s:
         return ScalingVerdict(
             None,
             f"load below the band for {waited:.0f}s of {policy.downscale_stabilization_s:g}s",
             new_state,
         )
-    # The steady case runs every pass for every target: its reason is a constant (the
-    # decision's evidence carries the numbers).
-    return ScalingVerdict(None, IN_BAND, cleared_timers(state))
+    desired = math.ceil(peak / target) if peak > 0 else 0
+    return ScalingVerdict(
+        desired,
+        f"at most {peak:.1f} requests in flight on {current} replicas for {waited:.0f}s "
+        f"({peak / current:.2f} each < {target * (1 - policy.tolerance):.2f}): "
+        f"{desired} replicas",
+        new_state,
+    )

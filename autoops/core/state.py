@@ -53,6 +53,8 @@ class ScalingState:
     """Recent (time, total request rate) points for the forecast."""
     trend: TrendSums | None = None
     """Least-squares sums over ``rate_history`` (kept in step with it; rebuilt when absent)."""
+    below_peak: float = 0.0
+    """The most requests in flight since ``below_since`` (read only while that is set)."""
 
 
 @dataclass(frozen=True, slots=True)

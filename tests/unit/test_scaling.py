@@ -6,11 +6,13 @@ from typing import Any
 
 import pytest
 
+from autoops.core.decide import decide
 from autoops.core.placement import split_replicas
-from autoops.core.scaling import append_rate, decide_scaling
-from autoops.core.state import ScalingState
+from autoops.core.scaling import append_rate, decide_scaling, scaling_load
+from autoops.core.state import ControllerState, ScalingState
+from autoops.model import SetReplicas
 from autoops.policy.schema import Scaling
-from tests.unit.fakes import make_policy
+from tests.unit.fakes import applied, context, make_policy, row, snapshot
 
 
 def scaling(**overrides: Any) -> Scaling:
@@ -137,6 +139,31 @@ def test_stabilisation_timers_record_when_load_left_the_band(
     assert (verdict.state.above_since, verdict.state.below_since) == (above, below)
 
 
+@pytest.mark.parametrize(
+    ("loads", "desired"),
+    [
+        pytest.param([7, 7, 7, 7, 7, 0], None, id="one-empty-reading-in-a-steady-spike-held"),
+        pytest.param([5, 1, 0, 2, 0, 0], 3, id="sized-for-the-busiest-reading"),
+        pytest.param([1, 0, 0, 1, 0, 0], 1, id="steady-low-load-scales-in"),
+        pytest.param([5, 5, 8, 1, 1, 1], None, id="reading-in-the-band-restarts-the-window"),
+        pytest.param([5, 7, 1, 1, 1, 1], None, id="reading-needing-every-replica-restarts"),
+    ],
+)
+def test_scale_down_fits_the_busiest_reading_of_a_window_that_all_needed_fewer_replicas(
+    loads: list[float], desired: int | None
+) -> None:
+    # Requests in flight is an instantaneous gauge: 7 on 4 replicas (1.75 each, just under
+    # the band) still needs 4, and a reading of 0 between bursts is noise, not a target.
+    rule = scaling(upscale_stabilization_s=0, downscale_stabilization_s=10)
+    state = ScalingState()
+    verdicts: list[int | None] = []
+    for i, load in enumerate(loads):
+        verdict = decide_scaling(rule, state, 2.0 * i, load, True, 40.0, 4)
+        state = verdict.state
+        verdicts.append(verdict.desired)
+    assert verdicts == [None] * (len(loads) - 1) + [desired]
+
+
 # --------------------------------------------------------------------------- missing data
 
 
@@ -164,6 +191,47 @@ def test_missing_load_clears_the_stabilisation_timers() -> None:
     verdict = decide_scaling(rule, waiting, 100.0, None, False, None, 10)
     assert verdict.desired is None
     assert (verdict.state.above_since, verdict.state.below_since) == (None, None)
+
+
+NAN = float("nan")
+
+
+@pytest.mark.parametrize(
+    ("rows", "expected"),
+    [
+        pytest.param([(10.0, 3.0), (5.0, 1.0)], (4.0, True), id="every-row-counted"),
+        pytest.param([(10.0, 3.0), (0.0, None)], (3.0, True), id="idle-row-without-gauge-is-0"),
+        pytest.param([(0.0, None), (0.0, None)], (0.0, True), id="all-idle-is-no-load"),
+        pytest.param([(10.0, 3.0), (4.0, None)], (3.0, False), id="serving-row-without-gauge"),
+        pytest.param([(10.0, 3.0), (None, None)], (3.0, False), id="row-without-any-rate"),
+        pytest.param([(10.0, 3.0), (0.0, NAN)], (3.0, False), id="invalid-gauge-is-missing"),
+        pytest.param([(4.0, None)], (None, False), id="no-row-says-anything"),
+        pytest.param([], (None, False), id="no-rows"),
+    ],
+)
+def test_scaling_load_counts_an_idle_row_whose_gauge_lapsed_as_no_load(
+    rows: list[tuple[float | None, float | None]], expected: tuple[float | None, bool]
+) -> None:
+    regions = ("eu-west", "eu-central")
+    metrics = tuple(
+        row("v1", regions[i % 2], rate=rate, ongoing=ongoing)
+        for i, (rate, ongoing) in enumerate(rows)
+    )
+    assert scaling_load(snapshot(0.0, metrics)) == expected
+
+
+def test_a_region_that_stopped_serving_does_not_block_scale_down_forever() -> None:
+    # Traffic left eu-central: its request counter stays (rate 0) but Ray dropped its
+    # in-flight gauge. The load in eu-west is low: the controller scales in after the window.
+    policy = make_policy(scaling={"downscale_stabilization_s": 10, "max_step": None})
+    world = applied(replicas={"eu-west": 4})
+    rows = (row("v1", ongoing=1.0, rate=12.0), row("v1", "eu-central", ongoing=None, rate=0.0))
+    state = ControllerState()
+    totals: list[int] = []
+    for t in (0.0, 2.0, 6.0, 10.0, 12.0):
+        decision, state = decide(context(t, snapshot(t, rows, world), policy, state))
+        totals += [a.total for a in decision.actions if isinstance(a, SetReplicas)]
+    assert totals == [1]
 
 
 # --------------------------------------------------------------------------- predictive
