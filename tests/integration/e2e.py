@@ -127,7 +127,8 @@ StartControl = Callable[..., Controlled]
 
 @pytest.fixture
 def control(stack: LocalStack, tmp_path: Path) -> Iterator[StartControl]:
-    """Start a controller (its own store under tmp_path) on a routing table, with load."""
+    """Start a controller (its own store under tmp_path) on a routing table, with load; it
+    posts every action and alert to ``webhook_url`` when one is given."""
     started: list[Controlled] = []
 
     def start(
@@ -136,6 +137,7 @@ def control(stack: LocalStack, tmp_path: Path) -> Iterator[StartControl]:
         signals: SignalsSpec | None = None,
         rate: float | None = None,
         store_path: Path | None = None,
+        webhook_url: str | None = None,
     ) -> Controlled:
         settings = RunSettings(
             policies=[policy],
@@ -145,6 +147,7 @@ def control(stack: LocalStack, tmp_path: Path) -> Iterator[StartControl]:
             signals=signals or SignalsSpec(source="static", regions=tuple(REGIONS)),
             store_path=store_path or tmp_path / "autoops.db",
             api_port=None,
+            webhook_url=webhook_url,
             registry_root=stack.registry_root,
         )
         running = build(settings, load_catalogue())

@@ -18,18 +18,13 @@ from typing import Any
 
 import pytest
 
-from autoops.adapters.carbon import SignalsSpec
-from autoops.adapters.samples import HttpSampleSource
-from autoops.contract import RoutingTable, VersionFaults
+from autoops.contract import VersionFaults
 from autoops.core.state import Phase
-from autoops.demo.stack import LocalStack
-from autoops.demo.story import BASE_RATE, LoadDriver
+from autoops.demo.story import BASE_RATE
 from autoops.policy.loader import load_policy
 from autoops.regions.loader import load_catalogue
-from autoops.runtime.wiring import RunSettings, build
 from tests.integration import e2e
 from tests.integration.e2e import (
-    REGIONS,
     Controlled,
     StartControl,
     compressed_policy,
@@ -144,32 +139,6 @@ def webhook() -> Iterator[Webhook]:
         server.server_close()
 
 
-def start_alerting(
-    stack: LocalStack, workdir: Path, routing: RoutingTable, policy: Path, webhook_url: str
-) -> Controlled:
-    """Like e2e's ``control``, with the controller posting every action and alert to a webhook."""
-    settings = RunSettings(
-        policies=[policy],
-        dashboard_url=stack.dashboard_url,
-        metrics=stack.metrics,
-        samples=HttpSampleSource(stack.http_url, stack.admin_token),
-        signals=SignalsSpec(source="static", regions=tuple(REGIONS)),
-        store_path=workdir / "autoops.db",
-        api_port=None,
-        webhook_url=webhook_url,
-        registry_root=stack.registry_root,
-    )
-    running = build(settings, load_catalogue())
-    actuator: Any = running.controller.managed[0].reconciler.actuator
-    actuator.write_routing(routing)
-    thread = threading.Thread(target=running.controller.run, daemon=True)
-    load = LoadDriver(stack.http_url, stack.inference_token)
-    load.start()
-    thread.start()
-    name = running.controller.managed[0].reconciler.policy.metadata.name
-    return Controlled(running, load, thread, policy_name=name)
-
-
 # --------------------------------------------------------------------------- the tests
 
 
@@ -231,12 +200,12 @@ def test_a_load_spike_during_a_canary_scales_out_and_the_canary_goes_on(
 
 
 def test_a_fault_on_every_version_is_escalated_and_not_rolled_back(
-    stack: LocalStack, webhook: Webhook, tmp_path: Path
+    control: StartControl, webhook: Webhook, tmp_path: Path
 ) -> None:
     policy = compressed_policy(tmp_path)
     rollout = load_policy(policy, load_catalogue()).rollout
     failing = VersionFaults(error_rate=0.3)
-    c = start_alerting(stack, tmp_path, table({"v1": failing, "v2": failing}), policy, webhook.url)
+    c = control(table({"v1": failing, "v2": failing}), policy, webhook_url=webhook.url)
     try:
         wait_for(lambda: 0.25 in canary_weights(c), 90, "the canary's first step")
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import typer
-import yaml
 from typer.testing import CliRunner
 
 from autoops.calibrate_commands import calibrate_command
@@ -32,12 +31,10 @@ from autoops.regions.loader import load_catalogue
 from autoops.runtime.record import Recorder
 from autoops.sim.calibrate import CalibrationError, compare, fit
 from autoops.sim.incident import SERVICE_S as INCIDENT_SERVICE_S
-from autoops.sim.incident import run_incident
 from autoops.sim.queueing import P99_OF_MEAN, pool_load
 from autoops.sim.replay import RecordedPass, read_recording
+from tests.unit.recordings import POLICY, alert_only_policy, record_incident
 
-REPO = Path(__file__).resolve().parents[2]
-POLICY = REPO / "policies" / "carbon-aware.yaml"
 TICK_S = 2.0
 SLOTS = 4
 
@@ -238,23 +235,8 @@ def test_the_fit_refuses_an_empty_recording() -> None:
 
 @pytest.fixture(scope="module")
 def incident(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The dry run's synthetic incident (bad canary rolled back, ramp, carbon spike)."""
-    path = tmp_path_factory.mktemp("rec") / "incident.jsonl"
-    recorder = Recorder(path)
-    try:
-        run_incident(load_policy(POLICY), load_catalogue(), on_pass=recorder)
-    finally:
-        recorder.close()
-    return path
-
-
-def _alert_only(tmp_path: Path) -> Path:
-    data = yaml.safe_load(POLICY.read_text(encoding="utf-8"))
-    data["metadata"]["name"] = "alert-only"
-    data["remediations"]["on_canary_failure"] = "alert"
-    path = tmp_path / "alert-only.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
+    """The dry run's synthetic incident, recorded live-style."""
+    return record_incident(tmp_path_factory.mktemp("rec") / "recording.jsonl")
 
 
 def test_the_fit_of_the_dry_run_incident_is_near_its_service_time(incident: Path) -> None:
@@ -285,7 +267,7 @@ def test_compare_times_the_recorded_and_simulated_rollback(incident: Path) -> No
 
 def test_compare_runs_the_given_policy_not_the_recorded_one(incident: Path, tmp_path: Path) -> None:
     passes = read_recording(incident)
-    comparison = compare(passes, fit(passes), load_policy(_alert_only(tmp_path)))
+    comparison = compare(passes, fit(passes), load_policy(alert_only_policy(tmp_path)))
     assert comparison.recorded_rollback is not None
     assert comparison.predicted_rollback is None
     assert any("alert-only" in note for note in comparison.notes)

@@ -6,40 +6,20 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from autoops.cli import app
 from autoops.model import ActionKind
 from autoops.policy.loader import load_policy
 from autoops.regions.loader import load_catalogue
-from autoops.runtime.record import Recorder
-from autoops.sim.incident import run_incident
 from autoops.sim.replay import RecordingError, read_recording, replay
-
-REPO = Path(__file__).resolve().parents[2]
-POLICY = REPO / "policies" / "carbon-aware.yaml"
+from tests.unit.recordings import POLICY, alert_only_policy, record_incident
 
 
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The dry run's synthetic incident (bad canary, ramp, carbon spike), recorded live-style."""
-    path = tmp_path_factory.mktemp("rec") / "recording.jsonl"
-    recorder = Recorder(path)
-    try:
-        run_incident(load_policy(POLICY), load_catalogue(), on_pass=recorder)
-    finally:
-        recorder.close()
-    return path
-
-
-def _alert_only_policy(tmp_path: Path) -> Path:
-    data = yaml.safe_load(POLICY.read_text(encoding="utf-8"))
-    data["metadata"]["name"] = "alert-only"
-    data["remediations"]["on_canary_failure"] = "alert"
-    path = tmp_path / "alert-only.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return path
+    """The dry run's synthetic incident, recorded live-style."""
+    return record_incident(tmp_path_factory.mktemp("rec") / "recording.jsonl")
 
 
 @pytest.mark.parametrize("mode", ["step", "rolling"])
@@ -58,7 +38,7 @@ def test_another_policy_lists_the_passes_it_would_have_decided_otherwise(
     recording: Path, tmp_path: Path
 ) -> None:
     passes = read_recording(recording)
-    report = replay(passes, load_policy(_alert_only_policy(tmp_path)), load_catalogue())
+    report = replay(passes, load_policy(alert_only_policy(tmp_path)), load_catalogue())
     rollbacks = [
         d for d in report.differences if any(a.kind is ActionKind.ROLLBACK for a in d.recorded)
     ]
@@ -96,7 +76,7 @@ def test_a_bad_line_is_named_by_file_and_line(recording: Path, tmp_path: Path) -
 
 def test_the_cli_prints_the_differences_and_exits_0(recording: Path, tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        app, ["replay", str(recording), "--policy", str(_alert_only_policy(tmp_path)), "--json"]
+        app, ["replay", str(recording), "--policy", str(alert_only_policy(tmp_path)), "--json"]
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
