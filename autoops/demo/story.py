@@ -240,13 +240,18 @@ class Demo:
         if self.load is not None:
             self.load.stop()
         if self.running is not None:
-            self.running.controller.stop()
-            if self._controller_thread is not None:
-                self._controller_thread.join(timeout=30)
+            self._stop_controller()
             self.running.close()
         if self.stack is not None:
             self.stack.close()
             self.stack = None
+
+    def _stop_controller(self) -> None:
+        """Stop the controller's loop and wait for its pass in flight; safe to call twice."""
+        if self.running is not None:
+            self.running.controller.stop()
+        if self._controller_thread is not None:
+            self._controller_thread.join(timeout=30)
 
     # -- what the story reads -------------------------------------------------------------
     def _reconciler(self) -> Any:
@@ -466,11 +471,13 @@ class Demo:
             time.sleep(1.0)
 
     def finish(self, result: DemoResult) -> DemoResult:
-        """Stop the load, and collect the actions, counts and the audit verdict."""
+        """Stop the load and the controller, then collect the actions, counts and the audit
+        verdict (nothing can act after the summary is read)."""
         if self.load is not None:
             self.load.stop()
             result.load = self.load.totals
             self.load = None
+        self._stop_controller()
         assert self.running is not None
         result.actions = self._audit_actions()
         result.audit_records = len(self.running.store.records())
