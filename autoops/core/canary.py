@@ -68,6 +68,10 @@ def approval_id(policy: Policy, action: Action) -> str:
     return f"{name}.{action.kind.value}"
 
 
+P99_MIN_REQUESTS = 100
+"""Canary requests in the window before its p99 is compared with the baseline's."""
+
+
 def _burn(ratio: float | None, budget: float) -> float | None:
     return None if ratio is None else ratio / budget
 
@@ -188,10 +192,18 @@ def analyse(
             critical = True
             failures.append(f"canary burns its error budget {cand_burn:.1f}x (limit {fast:g}x)")
 
-    # Latency: absolute SLO plus relative to the baseline.
+    # Latency: absolute SLO plus relative to the baseline. A p99 of fewer than 100 requests is
+    # their slowest one: one scheduling stall, not a regression, so the relative check waits
+    # for enough requests (the SLO check does not).
     cp99, bp99 = cand.latency_p99_ms, base.latency_p99_ms
+    enough = cand.request_count is None or cand.request_count >= P99_MIN_REQUESTS
     if cp99 is not None:
-        relative_bad = bp99 is not None and cp99 > bp99 * (1 + rollout.max_latency_increase)
+        if enough:
+            relative_bad = bp99 is not None and cp99 > bp99 * (1 + rollout.max_latency_increase)
+        else:  # too few requests to compare: only a canary over the SLO that stable meets
+            relative_bad = cp99 > slo.latency_p99_ms and (
+                bp99 is None or bp99 <= slo.latency_p99_ms
+            )
         if (
             cp99 > slo.latency_p99_ms
             and bp99 is not None
