@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -11,8 +10,8 @@ from autoops.contract import VersionFaults
 from autoops.core.decide import decide
 from autoops.core.state import ControllerState, DecisionContext
 from autoops.model import Decision, RegionSignals
-from autoops.sim.api import Request
 from autoops.sim.engine import MetricsOutage, ScheduledFault, SimConfig, simulate
+from tests.sim.fakes import Flat
 from tests.unit.fakes import CATALOGUE, make_policy
 
 POLICY = make_policy(
@@ -20,20 +19,6 @@ POLICY = make_policy(
     scaling={"max_replicas": 12, "upscale_stabilization_s": 0, "downscale_stabilization_s": 120},
     rollout={"steps": [10, 50], "analysis_interval_s": 20, "min_requests": 50},
 )
-
-
-class Flat:
-    """Constant offered load (a test traffic source)."""
-
-    def __init__(self, rps: float, duration_s: float = 600.0) -> None:
-        self.rps = rps
-        self.duration_s = duration_s
-
-    def rate(self, t: float) -> float:
-        return self.rps
-
-    def requests(self, start: float, end: float) -> Iterator[Request]:
-        return iter(())
 
 
 class Grid:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from autoops.cli import app
 from autoops.model import RegionSignals
 from autoops.regions.loader import default_catalogue
-from autoops.sim.api import Controller, Request, SimResult
+from autoops.sim.api import Controller, SimResult
 from autoops.sim.baselines import (
     BASELINES,
     AutoOpsController,
@@ -33,6 +33,7 @@ from autoops.sim.engine import (
     simulate,
 )
 from autoops.sim.scenario import load_scenario
+from tests.sim.fakes import Flat
 from tests.unit.fakes import CATALOGUE, make_policy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,20 +42,6 @@ DAY = 86400.0
 REGIONS = ("eu-west", "eu-central")
 POLICY = make_policy(tick_interval_s=60)
 STEP_S = 30.0
-
-
-class Flat:
-    """Constant offered load."""
-
-    def __init__(self, rps: float, duration_s: float) -> None:
-        self.rps = rps
-        self.duration_s = duration_s
-
-    def rate(self, t: float) -> float:
-        return self.rps
-
-    def requests(self, start: float, end: float) -> Iterator[Request]:
-        return iter(())
 
 
 class Hourly:
