@@ -138,6 +138,7 @@ def controller_args(
     dry_run: bool = False,
     store: str | None = None,
     record: str | None = None,
+    api_port: int | None = None,
 ) -> list[str]:
     """The ``autoops run`` options that follow ``--policy`` and ``--ray-address``."""
     if prometheus and scrape:
@@ -153,6 +154,10 @@ def controller_args(
         args += ["--store", store]
     if record:
         args += ["--record", record]
+    if api_port is not None:
+        if api_port < -1 or api_port > 65535:
+            raise SubmitError(f"--api-port {api_port}: expected a port 0-65535, or -1 for no API")
+        args += ["--api-port", str(api_port)]
     return args
 
 

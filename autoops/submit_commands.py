@@ -136,6 +136,14 @@ def submit_command(
         str | None,
         typer.Option(help="Record snapshots and findings to this file on the head node."),
     ] = None,
+    api_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Control API port on the head node (0: a free port; -1: no API; "
+            "default: autoops run's 8089).",
+            show_default=False,
+        ),
+    ] = None,
     regions: Annotated[
         list[Path] | None,
         typer.Option(
@@ -179,7 +187,12 @@ def submit_command(
     _check_policies(policy, _catalogue(region_files))
     try:
         extra = controller_args(
-            prometheus=prometheus, scrape=scrape, dry_run=dry_run, store=store, record=record
+            prometheus=prometheus,
+            scrape=scrape,
+            dry_run=dry_run,
+            store=store,
+            record=record,
+            api_port=api_port,
         )
         client = connect(address, token=token)
         submission = build_submission(policy, extra, region_files=region_files)

@@ -303,7 +303,7 @@ def _submit_with_the_cli(dashboard: str, policy: Path, store: Path, job_id: str)
     """`autoops submit` as a user runs it; the job id it prints on stdout."""
     command = [
         sys.executable, "-m", "autoops", "submit", "--address", dashboard,
-        "--policy", str(policy), "--scrape", "--store", str(store),
+        "--policy", str(policy), "--scrape", "--store", str(store), "--api-port", "0",
         "--job-id", job_id, "--token-env", TOKEN_VAR,
     ]  # fmt: skip
     env = {**os.environ, TOKEN_VAR: TOKEN}

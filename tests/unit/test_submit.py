@@ -255,13 +255,20 @@ def test_cleanup_removes_the_staged_dir(staging: Path) -> None:
             {"store": "/var/autoops/state.db", "record": "/tmp/rec.jsonl"},
             ["--store", "/var/autoops/state.db", "--record", "/tmp/rec.jsonl"],
         ),
+        ({"api_port": 9100}, ["--api-port", "9100"]),
+        ({"api_port": -1}, ["--api-port", "-1"]),
     ],
-    ids=["nothing", "prometheus", "scrape-dry-run", "store-record"],
+    ids=["nothing", "prometheus", "scrape-dry-run", "store-record", "api-port", "no-api"],
 )
 def test_controller_args_pass_the_run_options_through(
     kwargs: dict[str, Any], expected: list[str]
 ) -> None:
     assert controller_args(**kwargs) == expected
+
+
+def test_an_api_port_out_of_range_is_refused_naming_it() -> None:
+    with pytest.raises(SubmitError, match="--api-port 70000"):
+        controller_args(api_port=70000)
 
 
 def test_prometheus_and_scrape_exclude_each_other() -> None:
@@ -425,6 +432,8 @@ def test_submit_prints_the_job_id_and_how_to_follow_it(fake_client: FakeClient) 
             "--policy",
             str(POLICY),
             "--scrape",
+            "--api-port",
+            "9101",
             "--job-id",
             "autoops-7",
         ]
@@ -434,7 +443,9 @@ def test_submit_prints_the_job_id_and_how_to_follow_it(fake_client: FakeClient) 
     assert "ray job logs --follow --address http://head:8265 autoops-7" in result.stderr
     [sent] = fake_client.submitted
     assert sent["staged_policies"] == ["conservative.yaml"]
-    assert "--scrape" in shlex.split(sent["entrypoint"])
+    entrypoint = shlex.split(sent["entrypoint"])
+    assert "--scrape" in entrypoint
+    assert entrypoint[entrypoint.index("--api-port") + 1] == "9101"
     assert not Path(sent["runtime_env"]["working_dir"]).exists(), "staged dir left behind"
 
 
