@@ -53,14 +53,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         local.close()
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    """Poll ``condition`` every 0.5 s until it holds; fail naming ``what`` at the deadline."""
+def wait_for(
+    condition: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    explain: Callable[[], str] | None = None,
+) -> None:
+    """Poll ``condition`` every 0.5 s until it holds; fail naming ``what`` at the deadline,
+    with what ``explain`` says then (e.g. the controller's last reasons)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+    message = f"timed out after {timeout_s:.0f} s waiting for {what}"
+    if explain is not None:
+        message += f"; {explain()}"
+    raise AssertionError(message)
 
 
 def write_overrides(path: Path, regions: dict[str, dict[str, Any]]) -> None:
@@ -110,6 +119,19 @@ class Controlled:
     def applied_kinds(self) -> list[str]:
         """The kinds of the actions applied (outcome ``updated``), in order."""
         return [b["action"]["kind"] for b in self.outcomes() if b["outcome"] == "updated"]
+
+    def last_reasons(self) -> str:
+        """The last pass's reasons and canary/rollout evidence, for a failure message."""
+        report = self.reconciler.last
+        decision = getattr(report, "decision", None)
+        if decision is None:
+            return f"last pass: no decision ({getattr(report, 'error', None)})"
+        evidence = {
+            k: v
+            for k, v in decision.evidence.items()
+            if k.startswith(("canary.", "baseline.", "rollout.", "scaling."))
+        }
+        return f"last pass: reasons={list(decision.reasons)} evidence={evidence}"
 
     def stop(self) -> None:
         """Stop the load and the controller, and close what it holds; safe to call twice."""
