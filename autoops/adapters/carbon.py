@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Protocol
 
 import httpx
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from autoops.logging import get_logger
@@ -50,6 +51,7 @@ __all__ = [
     "RegionalSignals",
     "SignalsSpec",
     "build_signals",
+    "write_overrides",
 ]
 
 DEFAULT_BASE_URL = "https://api.electricitymap.org/v3"
@@ -366,6 +368,16 @@ def _parse_overrides(raw: bytes, file: str, known: Sequence[str]) -> dict[str, _
     if issues:
         raise ConfigError(sorted(issues, key=lambda i: i.line or 0))
     return out
+
+
+def write_overrides(path: Path, regions: Mapping[str, Mapping[str, object]]) -> None:
+    """Replace the override file at ``path`` atomically (a reader never sees half a file)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(
+        yaml.safe_dump({region: dict(values) for region, values in regions.items()}),
+        encoding="utf-8",
+    )
+    tmp.replace(path)
 
 
 _Stamp = tuple[int, int] | None

@@ -23,7 +23,6 @@ import json
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -110,37 +109,24 @@ class _Trial:
     def __init__(
         self, stack: Any, policy: Path, workdir: Path, name: str, rate: float, rows: _RowCursor
     ) -> None:
-        from autoops.adapters.carbon import SignalsSpec
-        from autoops.adapters.samples import HttpSampleSource
+        from autoops.demo.controlled import StackController
         from autoops.demo.story import LoadDriver
-        from autoops.regions.loader import load_catalogue
-        from autoops.runtime.wiring import RunSettings, build
 
-        settings = RunSettings(
-            policies=[policy],
-            dashboard_url=stack.dashboard_url,
-            metrics=stack.metrics,
-            samples=HttpSampleSource(stack.http_url, stack.admin_token),
-            signals=SignalsSpec(source="static", regions=REGIONS),
-            store_path=workdir / f"{name}.db",
-            api_port=None,
-            registry_root=stack.registry_root,
+        self.controller = StackController(
+            stack, policy, workdir / f"{name}.db", regions=REGIONS, thread_name=f"bench-{name}"
         )
-        self.running = build(settings, load_catalogue())
-        self.reconciler: Any = self.running.controller.managed[0].reconciler
+        self.running = self.controller.running
+        self.reconciler: Any = self.controller.reconciler
         self.ledger = workdir / f"{name}-load.jsonl"
         self.load = LoadDriver(
             stack.http_url, stack.inference_token, ledger=self.ledger, start_row=rows.take()
         )
         self.load.rate = rate
         self._rows = rows
-        self._thread = threading.Thread(target=self.running.controller.run, daemon=True)
 
     def start(self, table: Any) -> None:
-        """Write the trial's table, then start the controller and the load."""
-        self.reconciler.actuator.write_routing(table)
-        self.load.start()
-        self._thread.start()
+        """Write the trial's table, then start the load and the controller."""
+        self.controller.start(table, self.load)
 
     def applied(self, kind: str) -> float | None:
         """When the candidate v2 was first promoted or rolled back (``kind``), if it was."""
@@ -180,9 +166,40 @@ class _Trial:
         """Stop the load and the controller."""
         self.load.stop()
         self._rows.sent(self.load.totals.sent)
-        self.running.controller.stop()
-        self._thread.join(timeout=30)
-        self.running.close()
+        self.controller.close()
+
+
+class _PassLog:
+    """The controller's passes seen while waiting: when each began and ended (to the poll),
+    and what it saw of the canary, relative to ``origin`` (where the reaction time goes)."""
+
+    def __init__(self, trial: _Trial, origin: float) -> None:
+        self._trial = trial
+        self._origin = origin
+        self._last: Any = None
+        self.passes: list[dict[str, float | None]] = []
+
+    def poll(self) -> None:
+        """Note the controller's latest pass if it is new."""
+        report = self._trial.reconciler.last
+        if report is None or report is self._last:
+            return
+        self._last = report
+        evidence = report.decision.evidence if report.decision is not None else {}
+
+        def number(key: str) -> float | None:
+            value = evidence.get(key)
+            return round(float(value), 4) if isinstance(value, int | float) else None
+
+        self.passes.append(
+            {
+                "began_s": round(report.time - self._origin, 2),
+                "seen_s": round(time.time() - self._origin, 2),
+                "canary_error_ratio": number("canary.error_ratio"),
+                "canary_burn_rate": number("canary.burn_rate"),
+                "failed_checks": number("rollout.failed_checks"),
+            }
+        )
 
 
 def _wait(condition: Callable[[], Any], timeout_s: float, poll_s: float = 0.25) -> Any:
@@ -237,7 +254,13 @@ def _faulty_trial(
             return {"canary_started": False}
         trial.set_faults({"v1": base, "v2": fault})
         fault_live = time.time()
-        rolled_back_at = _wait(lambda: trial.applied("rollback"), config.rollback_timeout_s)
+        passes = _PassLog(trial, fault_live)
+
+        def rolled_back() -> float | None:
+            passes.poll()
+            return trial.applied("rollback")
+
+        rolled_back_at = _wait(rolled_back, config.rollback_timeout_s)
         end = (rolled_back_at or time.time()) + config.window_after_s
         _wait(lambda: time.time() >= end, config.window_after_s + 5, poll_s=1.0)
         weight_after = trial.canary_weight()
@@ -255,6 +278,7 @@ def _faulty_trial(
         "requests_in_window": sent,
         "failed_in_window": failed,
         "failed_share": failed / sent if sent else None,
+        "passes_until_rollback": passes.passes,
     }
 
 

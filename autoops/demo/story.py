@@ -20,14 +20,13 @@ from typing import Any
 
 import yaml
 
-from autoops.adapters.carbon import SignalsSpec
-from autoops.adapters.samples import HttpSampleSource
+from autoops.adapters.carbon import SignalsSpec, write_overrides
 from autoops.contract import VersionFaults
+from autoops.demo.controlled import StackController
 from autoops.demo.frame import DecisionLine, DemoFrame
 from autoops.demo.stack import LocalStack, start_stack
 from autoops.logging import get_logger
-from autoops.regions.loader import load_catalogue
-from autoops.runtime.wiring import Running, RunSettings, build
+from autoops.runtime.wiring import Running
 
 log = get_logger("autoops.demo")
 
@@ -172,10 +171,7 @@ class DemoResult:
 
 
 def _write_overrides(path: Path, carbon: dict[str, float]) -> None:
-    data = {r: {"carbon_intensity": v, "healthy": True} for r, v in carbon.items()}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(data), encoding="utf-8")
-    tmp.replace(path)
+    write_overrides(path, {r: {"carbon_intensity": v, "healthy": True} for r, v in carbon.items()})
 
 
 class Demo:
@@ -197,7 +193,7 @@ class Demo:
         self.running: Running | None = None
         self.load: LoadDriver | None = None
         self.overrides = self.workdir / "signals.yaml"
-        self._controller_thread: threading.Thread | None = None
+        self.controller: StackController | None = None
         self.started = time.time()
         self.chapter: Chapter | None = None
 
@@ -212,26 +208,19 @@ class Demo:
             {"small-v1": ["eu-west"], "v1": list(REGIONS)},
             prefer_prometheus=self.prefer_prometheus,
         )
-        settings = RunSettings(
-            policies=[POLICY_FILE],
-            dashboard_url=self.stack.dashboard_url,
-            metrics=self.stack.metrics,
-            samples=HttpSampleSource(self.stack.http_url, self.stack.admin_token),
+        self.controller = StackController(
+            self.stack,
+            POLICY_FILE,
+            self.workdir / "state" / "autoops.db",
             signals=SignalsSpec(source="static", regions=REGIONS, override_file=self.overrides),
-            store_path=self.workdir / "state" / "autoops.db",
-            api_port=None,
-            registry_root=self.stack.registry_root,
             record=self.report_dir / "recording.jsonl",
+            thread_name="demo-controller",
         )
-        self.running = build(settings, load_catalogue())
-        self._controller_thread = threading.Thread(
-            target=self.running.controller.run, name="demo-controller", daemon=True
-        )
-        self._controller_thread.start()
+        self.running = self.controller.running
         ledger = self.report_dir / "load-ledger.jsonl"
         ledger.unlink(missing_ok=True)
         self.load = LoadDriver(self.stack.http_url, self.stack.inference_token, ledger=ledger)
-        self.load.start()
+        self.controller.start(load=self.load)
         # --duration is the story's time: the clock starts once everything is up.
         self.started = time.time()
 
@@ -239,24 +228,21 @@ class Demo:
         """Stop the load, the controller and the stack (also after Ctrl-C)."""
         if self.load is not None:
             self.load.stop()
-        if self.running is not None:
-            self._stop_controller()
-            self.running.close()
+        if self.controller is not None:
+            self.controller.close()
         if self.stack is not None:
             self.stack.close()
             self.stack = None
 
     def _stop_controller(self) -> None:
         """Stop the controller's loop and wait for its pass in flight; safe to call twice."""
-        if self.running is not None:
-            self.running.controller.stop()
-        if self._controller_thread is not None:
-            self._controller_thread.join(timeout=30)
+        if self.controller is not None:
+            self.controller.stop()
 
     # -- what the story reads -------------------------------------------------------------
     def _reconciler(self) -> Any:
-        assert self.running is not None
-        return self.running.controller.managed[0].reconciler
+        assert self.controller is not None
+        return self.controller.reconciler
 
     def _applied(self) -> Any:
         return self._reconciler().actuator.read_applied()

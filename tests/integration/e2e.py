@@ -7,7 +7,6 @@ with its own store, per test, on a routing table the test sets.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,12 +18,11 @@ import yaml
 
 from autoops.adapters.carbon import SignalsSpec
 from autoops.adapters.prometheus_server import PrometheusNotInstalledError, find_prometheus
-from autoops.adapters.samples import HttpSampleSource
 from autoops.contract import RoutingTable, VersionFaults
+from autoops.demo.controlled import StackController
 from autoops.demo.stack import LocalStack, start_stack
 from autoops.demo.story import POLICY_FILE, LoadDriver
-from autoops.regions.loader import load_catalogue
-from autoops.runtime.wiring import Running, RunSettings, build
+from autoops.runtime.wiring import Running
 
 REGIONS = ["eu-west", "eu-central"]
 DEPLOYMENTS = {"small-v1": ["eu-west"], "v1": REGIONS, "v2": REGIONS}
@@ -72,13 +70,6 @@ def wait_for(
     raise AssertionError(message)
 
 
-def write_overrides(path: Path, regions: dict[str, dict[str, Any]]) -> None:
-    """Write a signals override file (``region -> {carbon_intensity, healthy, ...}``) atomically."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(regions), encoding="utf-8")
-    tmp.replace(path)
-
-
 def compressed_policy(tmp_dir: Path, **sections: dict[str, Any]) -> Path:
     """The demo policy with ``sections`` merged in (e.g. ``rollout={"steps": [50]}``)."""
     data = yaml.safe_load(POLICY_FILE.read_text(encoding="utf-8"))
@@ -93,16 +84,24 @@ def compressed_policy(tmp_dir: Path, **sections: dict[str, Any]) -> Path:
 class Controlled:
     """A controller running in a thread against the module's stack, with load."""
 
-    running: Running
+    controller: StackController
     load: LoadDriver
-    thread: threading.Thread
-    policy_name: str = "demo"
     stopped: bool = field(default=False)
+
+    @property
+    def running(self) -> Running:
+        """What the controller was built with (its store, its loop)."""
+        return self.controller.running
+
+    @property
+    def policy_name(self) -> str:
+        """The policy's name: the key of its records in the store."""
+        return self.controller.policy_name
 
     @property
     def reconciler(self) -> Any:
         """The one policy's reconciler."""
-        return self.running.controller.managed[0].reconciler
+        return self.controller.reconciler
 
     def routing(self) -> RoutingTable:
         """The routing table Serve holds now."""
@@ -139,9 +138,7 @@ class Controlled:
             return
         self.stopped = True
         self.load.stop()
-        self.running.controller.stop()
-        self.thread.join(timeout=30)
-        self.running.close()
+        self.controller.close()
 
 
 StartControl = Callable[..., Controlled]
@@ -161,28 +158,19 @@ def control(stack: LocalStack, tmp_path: Path) -> Iterator[StartControl]:
         store_path: Path | None = None,
         webhook_url: str | None = None,
     ) -> Controlled:
-        settings = RunSettings(
-            policies=[policy],
-            dashboard_url=stack.dashboard_url,
-            metrics=stack.metrics,
-            samples=HttpSampleSource(stack.http_url, stack.admin_token),
-            signals=signals or SignalsSpec(source="static", regions=tuple(REGIONS)),
-            store_path=store_path or tmp_path / "autoops.db",
-            api_port=None,
+        controller = StackController(
+            stack,
+            policy,
+            store_path or tmp_path / "autoops.db",
+            regions=REGIONS,
+            signals=signals,
             webhook_url=webhook_url,
-            registry_root=stack.registry_root,
         )
-        running = build(settings, load_catalogue())
-        actuator: Any = running.controller.managed[0].reconciler.actuator
-        actuator.write_routing(table)
-        thread = threading.Thread(target=running.controller.run, daemon=True)
         load = LoadDriver(stack.http_url, stack.inference_token)
         if rate is not None:
             load.rate = rate
-        load.start()
-        thread.start()
-        name = running.controller.managed[0].reconciler.policy.metadata.name
-        controlled = Controlled(running, load, thread, policy_name=name)
+        controller.start(table, load)
+        controlled = Controlled(controller, load)
         started.append(controlled)
         return controlled
 

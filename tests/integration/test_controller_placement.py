@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from autoops.adapters.carbon import SignalsSpec
+from autoops.adapters.carbon import SignalsSpec, write_overrides
 from autoops.adapters.serve_config import replica_counts, routing_table
 from autoops.contract import RoutingTable, VersionFaults
 from autoops.core.state import Phase
@@ -30,7 +30,6 @@ from tests.integration.e2e import (
     StartControl,
     compressed_policy,
     wait_for,
-    write_overrides,
 )
 
 pytestmark = pytest.mark.integration

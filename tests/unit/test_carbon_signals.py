@@ -21,6 +21,7 @@ from autoops.adapters.carbon import (
     OverrideFileSignals,
     SignalsSpec,
     build_signals,
+    write_overrides,
 )
 from autoops.model import RegionSignals
 from autoops.regions.loader import default_catalogue
@@ -451,6 +452,20 @@ def test_override_file_edits_are_picked_up_and_removal_clears_them(editor: Edito
     assert _by_region(signals.at(ORIGIN))["south"] == RegionSignals("south", 1.0, 60.0, True)
     editor.path.unlink()
     assert signals.at(ORIGIN) == BASE.at(ORIGIN)
+
+
+def test_write_overrides_gives_a_file_the_reader_takes_and_leaves_no_temporary(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "overrides.yaml"
+    signals = OverrideFileSignals(BASE, path)
+    write_overrides(path, {"north": {"carbon_intensity": 7.5, "healthy": False}})
+    assert _by_region(signals.at(ORIGIN))["north"] == RegionSignals("north", 7.5, 50.0, False)
+    write_overrides(path, {"south": {"price_usd_per_mwh": None}})
+    got = _by_region(signals.at(ORIGIN))
+    assert got["north"] == RegionSignals("north", 100.0, 50.0, True)
+    assert got["south"] == RegionSignals("south", 200.0, None, True)
+    assert [p.name for p in tmp_path.iterdir()] == ["overrides.yaml"]
 
 
 @pytest.mark.parametrize(
