@@ -202,6 +202,34 @@ class _PassLog:
         )
 
 
+def _first_canary_error(trial: _Trial, metrics: Any, start: float, end: float) -> float | None:
+    """When Prometheus first saw a failed canary request (2 s rate at 1 s steps), if it can say.
+
+    An upper bound on when the fault took effect: the ingress applies the routing table's faults
+    once Serve has pushed it the new config, and its counters reach Prometheus a report and a
+    scrape later.
+    """
+    from autoops.ports import MetricsQuery
+
+    history = getattr(metrics, "history", None)
+    if history is None:
+        return None
+    target = trial.reconciler.policy.target
+    query = MetricsQuery(application=target.application, model=target.deployment, window_s=2.0)
+    try:
+        series = history(query, "error_ratio", start, end, 1.0)
+    except Exception:  # the figure is optional; the trial's own result stands without it
+        return None
+    seen = [
+        sample.timestamp
+        for (version, _), samples in series.items()
+        if version == "v2"
+        for sample in samples
+        if sample.value
+    ]
+    return min(seen) if seen else None
+
+
 def _wait(condition: Callable[[], Any], timeout_s: float, poll_s: float = 0.25) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -265,6 +293,9 @@ def _faulty_trial(
         _wait(lambda: time.time() >= end, config.window_after_s + 5, poll_s=1.0)
         weight_after = trial.canary_weight()
         reasons = trial.rollback_reasons()
+        first_error = _first_canary_error(
+            trial, stack.metrics, fault_live, rolled_back_at or time.time()
+        )
     finally:
         trial.close()
     sent, failed = failed_share(trial.ledger, fault_live, end)
@@ -272,6 +303,10 @@ def _faulty_trial(
         "canary_started": True,
         "rolled_back": rolled_back_at is not None,
         "time_to_rollback_s": None if rolled_back_at is None else rolled_back_at - fault_live,
+        "first_error_in_prometheus_s": None if first_error is None else first_error - fault_live,
+        "time_from_first_error_s": None
+        if first_error is None or rolled_back_at is None
+        else rolled_back_at - first_error,
         "canary_weight_after": weight_after,
         "rollback_reasons": reasons,
         "window_s": end - fault_live,
