@@ -164,3 +164,22 @@ def test_per_request_fidelity_heals_a_bad_canary_too() -> None:
     result = simulate(POLICY, CATALOGUE, traffic, Grid(), AutoOps(), config)
     assert any("rollback" in t.actions for t in result.ticks)
     assert result.ticks[-1].traffic == {"v1": 1.0}
+
+
+class _Idle:
+    """A fake controller that never acts."""
+
+    name = "idle"
+
+    def decide(self, ctx: DecisionContext) -> Decision:
+        return Decision(time=ctx.now)
+
+
+def test_a_fleet_that_serves_nothing_violates_its_slo_the_whole_time() -> None:
+    """No replica ever starts: every request is dropped, there is no latency to measure, and
+    every second of it counts as over the latency SLO (a dropped request never answers)."""
+    config = SimConfig(duration_s=120, start_replicas=0)
+    result = simulate(POLICY, CATALOGUE, Flat(50.0, 120), Grid(), _Idle(), config)
+    assert result.totals["served"] == 0
+    assert result.totals["dropped"] > 0
+    assert result.totals["slo_violation_minutes"] == pytest.approx(2.0)
