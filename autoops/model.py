@@ -71,6 +71,9 @@ class AppliedState:
     """Traffic weight per region, summing to 1."""
     replicas: Mapping[str, int]
     """Replicas of the controlled deployment per region (all versions together)."""
+    ready_replicas: Mapping[str, int] | None = None
+    """Replicas of the stable version that serve now (running, not starting) per region where
+    it is deployed, with or without traffic; None when the serving system does not say."""
     cascade_threshold: float | None = None
     shadow_version: str | None = None
     shadow_fraction: float = 0.0

@@ -92,6 +92,32 @@ def replica_counts(
     return counts
 
 
+READY_STATE = "RUNNING"
+"""A replica's state in Serve's details once it serves (before: STARTING, UPDATING...)."""
+
+
+def ready_counts(
+    details: ServeDetails, application: str, table: RoutingTable
+) -> dict[tuple[str, str], int] | None:
+    """Running replicas of each deployed (version, region) pair; None when Serve lists none."""
+    counts: dict[tuple[str, str], int] = {}
+    listed = False
+    apps = details.get("applications") or {}
+    for version, region in table.deployed_pairs():
+        app = apps.get(version_app_name(application, version)) or {}
+        dep = (app.get("deployments") or {}).get(
+            version_deployment_name(table.model, version, region)
+        )
+        replicas = None if dep is None else dep.get("replicas")
+        if not isinstance(replicas, list):
+            continue
+        listed = True
+        counts[(version, region)] = sum(
+            1 for r in replicas if isinstance(r, dict) and r.get("state") == READY_STATE
+        )
+    return counts if listed else None
+
+
 def applied_state(details: ServeDetails, application: str) -> AppliedState:
     """What the serving system applies now, in the core's terms.
 
@@ -121,11 +147,15 @@ def applied_state(details: ServeDetails, application: str) -> AppliedState:
         for r in sorted({r for _, r in pairs})
         if region_weights.get(r, 0.0) > 0
     }
+    ready = ready_counts(details, application, table)
     return AppliedState(
         versions=versions,
         traffic=traffic,
         region_weights=region_weights,
         replicas=replicas,
+        ready_replicas=None
+        if ready is None
+        else {r: n for (v, r), n in sorted(ready.items()) if v == table.stable_version},
         cascade_threshold=table.cascade.threshold if table.cascade.enabled else None,
         shadow_version=table.shadow.version,
         shadow_fraction=table.shadow.fraction,

@@ -20,6 +20,7 @@ from autoops.core.guards import (
     drop_unchanged,
     replica_cost,
 )
+from autoops.core.moves import MovePlan, Warming, plan_move
 from autoops.core.placement import Placement, objective_of, place, signal_map, split_replicas
 from autoops.core.scaling import (
     ScalingVerdict,
@@ -301,8 +302,16 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
     rate = total_rate(snapshot)
     evidence["load"] = load
     evidence["request_rate"] = rate
+    ready = applied.ready_replicas
     verdict: ScalingVerdict = decide_scaling(
-        policy.scaling, scaling_state, now, load, complete, rate, current_total
+        policy.scaling,
+        scaling_state,
+        now,
+        load,
+        complete,
+        rate,
+        current_total,
+        None if ready is None else sum(ready.get(r, 0) for r in applied.replicas),
     )
     scaling_state = verdict.state
     desired_total = verdict.desired if verdict.desired is not None else current_total
@@ -317,21 +326,46 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
         policy, applied.region_weights, placement, forced, reasons
     )
     evidence.update(placement.evidence)
+    if state.warming and verdict.desired is None and not anomaly_scale:
+        # Replicas started for a move come on top of the fleet the scaling rule sized.
+        desired_total = state.warming_fleet or desired_total
+    warming: Warming = ()
+    move: MovePlan | None = None
     if not _same_weights(region_weights, applied.region_weights, 1e-4):
-        actions.append(SetRegionWeights(region_weights))
         evacuating = forced & {r for r, w in applied.region_weights.items() if w > 0}
-        if not evacuating:
+        if evacuating:
+            actions.append(SetRegionWeights(region_weights))
+        else:
             # The blast-radius guard moves only part of the traffic this tick: replicas must
             # follow the traffic that will really be there, not the final target.
-            region_weights = cap_shift(
+            step_weights = cap_shift(
                 region_weights,
                 applied.region_weights,
                 policy.guardrails.max_traffic_shift / 100.0,
             )
+            move = plan_move(
+                policy,
+                ctx.catalogue,
+                applied,
+                step_weights,
+                region_weights,
+                desired_total,
+                snapshot.metrics,
+                state.warming,
+                now,
+            )
+            if move.moves:
+                actions.append(SetRegionWeights(region_weights))
+            if move.reason:
+                reasons.append(move.reason)
+            region_weights, warming = dict(move.weights), move.warming
 
-    replicas_target = (
-        split_replicas(desired_total, region_weights) if region_weights else dict(applied.replicas)
-    )
+    if move is not None:
+        replicas_target = move.replicas
+    elif region_weights:
+        replicas_target = split_replicas(desired_total, region_weights)
+    else:
+        replicas_target = dict(applied.replicas)
     if not _same_counts(replicas_target, applied.replicas) or not (
         policy.scaling.min_replicas <= current_total <= policy.scaling.max_replicas
     ):
@@ -361,6 +395,8 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
         state.last_region_change_at,
         retrain_state[0],
         retrain_state[1],
+        warming,
+        desired_total if warming else 0,
     )
     return _finish(ctx, actions, reasons, evidence, new_state, forced, slo_at_risk, pending_rollout)
 
@@ -480,6 +516,8 @@ def _finish(
         last_region,
         state.retrain_requested_at,
         state.retrain_base_version,
+        state.warming,
+        state.warming_fleet,
     )
     decision = Decision(
         time=now,

@@ -114,6 +114,84 @@ def trend_from_sums(
     )
 
 
+ONSET_POINTS = 4
+"""The newest points the onset test fits on their own (about 20 s at a 5 s pass)."""
+ONSET_MIN_Z = 4.0
+"""How many standard errors the newest points' slope must exceed the earlier line's by."""
+ONSET_RISE = 2.0
+"""How many noise deviations each of the two newest points must stand above the earlier line:
+one high reading (noise, or a scrape that caught a spike) is not yet a ramp."""
+NOISE_FLOOR = 0.005
+"""The rate noise assumed at least (relative): exactly flat points are not noiseless data."""
+
+
+def _line(
+    n: int, st: float, sy: float, stt: float, sty: float, syy: float
+) -> tuple[float, float, float, float] | None:
+    """(slope, intercept, residual variance, Sxx) of a least-squares line from its sums."""
+    if n < 3:
+        return None
+    sxx = stt - st * st / n
+    if sxx <= 1e-9 * max(stt, 1.0):
+        return None
+    sxy = sty - st * sy / n
+    slope = sxy / sxx
+    intercept = sy / n - slope * st / n
+    residual = max(syy - sy * sy / n - slope * sxy, 0.0)
+    return slope, intercept, residual / (n - 2), sxx
+
+
+def onset_forecast(
+    points: Sequence[tuple[float, float]],
+    sums: TrendSums,
+    horizon_s: float,
+    recent: int = ONSET_POINTS,
+    min_z: float = ONSET_MIN_Z,
+) -> TrendForecast | None:
+    """A rise that began in the newest ``recent`` points, forecast from those points alone.
+
+    A line fitted over the whole history lags a ramp that began a few points ago: its slope
+    is averaged with the flat stretch before. Here the earlier points give the line and the
+    noise (their residual variance, at least ``NOISE_FLOOR`` of the rate); the rise counts
+    when the two newest points both stand ``ONSET_RISE`` noise deviations above that line
+    (one high reading is not yet a ramp) and the newest points' own slope exceeds the
+    line's by ``min_z`` standard errors. ``sums`` are the sums over ``points``: the earlier
+    points' are theirs less the newest points', in O(recent). None without such a rise.
+    """
+    if len(points) < recent + 6 or sums.n != len(points) or recent < 3:
+        return None
+    newest = points[-recent:]
+    nt = ny = ntt = nty = nyy = 0.0
+    for t_abs, y_abs in newest:
+        t, y = t_abs - sums.t0, y_abs - sums.y0
+        nt += t
+        ny += y
+        ntt += t * t
+        nty += t * y
+        nyy += y * y
+    n = sums.n - recent
+    before = _line(n, sums.st - nt, sums.sy - ny, sums.stt - ntt, sums.sty - nty, sums.syy - nyy)
+    if before is None:
+        return None
+    slope_before, intercept_before, var_before, sxx_before = before
+    var = max(var_before, (NOISE_FLOOR * (ny / recent + sums.y0)) ** 2, 1e-12)
+    margin = ONSET_RISE * math.sqrt(var) + intercept_before + sums.y0
+    for t_abs, y_abs in newest[-2:]:
+        if y_abs < margin + slope_before * (t_abs - sums.t0):
+            return None
+    now = _line(recent, nt, ny, ntt, nty, nyy)
+    if now is None or now[0] <= 0:
+        return None
+    slope, intercept = now[0], now[1]
+    z = (slope - slope_before) / math.sqrt(var / now[3] + var / sxx_before)
+    if z < min_z:
+        return None
+    level = sums.y0 + intercept + slope * (newest[-1][0] - sums.t0)
+    return TrendForecast(
+        value=max(0.0, level + slope * horizon_s), slope=slope, t_stat=z, level=level
+    )
+
+
 def linear_trend(
     points: Sequence[tuple[float, float]], horizon_s: float, min_t_stat: float = 3.0
 ) -> TrendForecast | None:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 
-from autoops.core.forecast import TrendSums, trend_from_sums
+from autoops.core.forecast import (
+    TrendForecast,
+    TrendSums,
+    onset_forecast,
+    trend_from_sums,
+)
 from autoops.core.state import ScalingState
 from autoops.model import Snapshot
 from autoops.policy.schema import Scaling
@@ -79,6 +84,7 @@ def append_rate(state: ScalingState, now: float, rate: float | None, keep: int) 
         history,
         trend,
         state.below_peak,
+        state.service_s,
     )
 
 
@@ -97,77 +103,212 @@ def decide_scaling(
     load_complete: bool,
     rate: float | None,
     current: int,
+    ready: int | None = None,
 ) -> ScalingVerdict:
     """Return the total replicas the load calls for, honouring the band and stabilisation.
 
-    Missing load never scales down; partial load (a lower bound) may only scale up.
+    Missing load never scales down; partial load (a lower bound) may only scale up. The
+    requests in flight say whether the replicas are above or below the band; while replicas
+    asked for are still starting, a scale-up is sized from the arrival rate instead
+    (``sizing_load``), so the queue on the ready replicas is not counted twice. ``ready``:
+    replicas serving now, when the serving system says (see ``capacity_pending``).
     """
     target = policy.target_ongoing_requests
     if load is None:
         cleared = cleared_timers(state)
         return ScalingVerdict(None, "no load data: replicas held", cleared)
+    pending = capacity_pending(policy, state, now, current, ready)
+    state = learn_service_time(state, load, rate, current, target, pending)
+    sized = sizing_load(state, load, rate, pending)
     capacity = max(current, 1)
     per_replica = load / capacity
-    needed = math.ceil(load / target) if load > 0 else 0
     upper = target * (1 + policy.tolerance)
     lower = target * (1 - policy.tolerance)
 
-    # Predictive: a significant upward trend, converted to load by Little's law.
-    if policy.predictive.enabled and rate and rate > 0:
-        history = state.rate_history
-        sums = state.trend
-        if sums is None or sums.n != len(history):
-            sums = TrendSums.of(history)
-        forecast = (
-            trend_from_sums(sums, history[-1][0], policy.predictive.horizon_s)
-            if len(history) >= 4
-            else None
-        )
-        if forecast is not None and forecast.slope > 0:
-            predicted_load = forecast.value * (load / rate)
-            predicted_need = math.ceil(predicted_load / target)
-            if predicted_load / capacity > upper and predicted_need > current:
-                return ScalingVerdict(
-                    predicted_need,
-                    f"forecast {forecast.value:.1f} rps in {policy.predictive.horizon_s:g}s "
-                    f"(trend {forecast.slope:+.2f} rps/s, t={forecast.t_stat:.1f}) needs "
-                    f"{predicted_need} replicas for {predicted_load:.1f} in flight",
-                    replace(state, above_since=state.above_since or now, below_since=None),
-                    overloaded=predicted_need > policy.max_replicas,
-                )
+    outlook = rate_forecast(policy, state) if rate and rate > 0 else None
+    predicted_load = outlook.forecast.value * (sized / rate) if outlook and rate else None
+    if outlook is not None and predicted_load is not None:
+        predicted_need = math.ceil(predicted_load / target)
+        if predicted_load / capacity > upper and predicted_need > current:
+            return ScalingVerdict(
+                predicted_need,
+                f"{outlook.describe()} needs {predicted_need} replicas for "
+                f"{predicted_load:.1f} in flight",
+                replace(state, above_since=state.above_since or now, below_since=None),
+                overloaded=predicted_need > policy.max_replicas,
+            )
 
     if per_replica > upper or (current == 0 and load > 0):
-        above = state.above_since if state.above_since is not None else now
-        new_state = replace(state, above_since=above, below_since=None)
-        waited = now - above
-        overloaded = needed > policy.max_replicas
-        if waited >= policy.upscale_stabilization_s:
-            return ScalingVerdict(
-                needed,
-                f"{load:.1f} requests in flight on {current} replicas "
-                f"({per_replica:.2f} each > {upper:.2f}): {needed} replicas needed",
-                new_state,
-                overloaded=overloaded,
-            )
+        return _scale_up(policy, state, now, load, sized, current)
+    if per_replica < lower and current > policy.min_replicas:
+        if not load_complete:
+            cleared = cleared_timers(state)
+            return ScalingVerdict(None, "load data incomplete: no scale-down", cleared)
+        if math.ceil(load / target) < current:
+            return _scale_down(policy, state, now, load, current, predicted_load)
+    # The steady case runs every pass for every target: its reason is a constant (the
+    # decision's evidence carries the numbers).
+    return ScalingVerdict(None, IN_BAND, cleared_timers(state))
+
+
+def _scale_up(
+    policy: Scaling, state: ScalingState, now: float, load: float, sized: float, current: int
+) -> ScalingVerdict:
+    """Scale out once the load stayed above the band for the stabilisation window.
+
+    ``sized`` is the load the replicas will carry (``load`` itself unless replicas are
+    starting); when the replicas asked for already carry it, the pass holds.
+    """
+    target = policy.target_ongoing_requests
+    needed = math.ceil(sized / target) if sized > 0 else 0
+    above = state.above_since if state.above_since is not None else now
+    new_state = replace(state, above_since=above, below_since=None)
+    waited = now - above
+    overloaded = needed > policy.max_replicas
+    if waited < policy.upscale_stabilization_s:
         return ScalingVerdict(
             None,
             f"load above the band for {waited:.0f}s of {policy.upscale_stabilization_s:g}s",
             new_state,
             overloaded=overloaded,
         )
-    if per_replica < lower and current > policy.min_replicas:
-        if not load_complete:
-            cleared = cleared_timers(state)
-            return ScalingVerdict(None, "load data incomplete: no scale-down", cleared)
-        if needed < current:
-            return _scale_down(policy, state, now, load, current)
-    # The steady case runs every pass for every target: its reason is a constant (the
-    # decision's evidence carries the numbers).
-    return ScalingVerdict(None, IN_BAND, cleared_timers(state))
+    why = (
+        f"{load:.1f} requests in flight on {current} replicas "
+        f"({load / max(current, 1):.2f} each > {target * (1 + policy.tolerance):.2f})"
+    )
+    if sized < load:
+        why += f", {load - sized:.1f} of them queued for the replicas starting"
+        if needed <= current:
+            return ScalingVerdict(None, f"{why}: held", new_state)
+    return ScalingVerdict(
+        needed, f"{why}: {needed} replicas needed", new_state, overloaded=overloaded
+    )
+
+
+def capacity_pending(
+    policy: Scaling, state: ScalingState, now: float, current: int, ready: int | None = None
+) -> bool:
+    """Whether replicas asked for are still starting.
+
+    With the count of ready replicas (``ready``), fewer ready than asked for. Without it, a
+    scale-up younger than the predictive horizon (the policy's lead over the cold start).
+    """
+    if ready is not None:
+        return ready < current
+    return (
+        state.last_direction > 0
+        and state.last_scale_at is not None
+        and now - state.last_scale_at < policy.predictive.horizon_s
+    )
+
+
+SERVICE_EWMA = 0.2
+"""Weight of the newest reading in the service-time estimate."""
+
+
+def learn_service_time(
+    state: ScalingState,
+    load: float,
+    rate: float | None,
+    current: int,
+    target: float,
+    pending: bool,
+) -> ScalingState:
+    """Update the service time (in flight per request/s) from a reading without a queue.
+
+    A reading counts when the replicas carry at most the target each and none is starting:
+    requests in flight are then requests being served, and in flight / rate is the service
+    time (Little's law).
+    """
+    if pending or not rate or rate <= 0 or load <= 0 or load > target * max(current, 1):
+        return state
+    observed = load / rate
+    old = state.service_s
+    value = observed if old is None else old + SERVICE_EWMA * (observed - old)
+    # Every pass takes this path: built by position, a little faster than replace().
+    return ScalingState(
+        state.above_since,
+        state.below_since,
+        state.last_scale_at,
+        state.last_direction,
+        state.rate_history,
+        state.trend,
+        state.below_peak,
+        value,
+    )
+
+
+def sizing_load(state: ScalingState, load: float, rate: float | None, pending: bool) -> float:
+    """Requests in flight the replicas will carry: the queue on the ready ones left out.
+
+    While asked-for replicas start, the ready ones queue what the new ones will serve, and
+    queued requests count as in flight: sizing from that count overshoots (and scales back in
+    after, a flap). Until they are up, the load is the arrival rate times the service time
+    measured without a queue (Little's law), never more than the count itself.
+    """
+    if not pending or state.service_s is None or not rate or rate <= 0:
+        return load
+    return min(load, rate * state.service_s)
+
+
+ONSET_LEAD = 0.5
+"""Share of the horizon a ramp seen only in the newest points is extrapolated over: how long
+it lasts is not known yet (a burst may level off within seconds); once the whole history
+shows the trend, the full horizon applies."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateOutlook:
+    """A rising forecast of the request rate, how far ahead it looks, and what it rests on."""
+
+    forecast: TrendForecast
+    horizon_s: float
+    source: str
+    """``trend`` (the whole history) or ``new ramp`` (the newest points, see onset_forecast)."""
+
+    def describe(self) -> str:
+        """The forecast in words, for a decision's reason."""
+        f = self.forecast
+        stat = "t" if self.source == "trend" else "z"
+        return (
+            f"forecast {f.value:.1f} rps in {self.horizon_s:g}s "
+            f"({self.source} {f.slope:+.2f} rps/s, {stat}={f.t_stat:.1f})"
+        )
+
+
+def rate_forecast(policy: Scaling, state: ScalingState) -> RateOutlook | None:
+    """The higher of the history's rising trend and a ramp that began in the newest points.
+
+    A line through the whole history lags a ramp that began a few points ago (its slope is
+    averaged with the flat stretch before), and the replicas it asks for arrive a cold start
+    later still; the newest points alone see the ramp a few passes earlier.
+    """
+    if not policy.predictive.enabled:
+        return None
+    history = state.rate_history
+    if len(history) < 4:
+        return None
+    sums = state.trend
+    if sums is None or sums.n != len(history):
+        sums = TrendSums.of(history)
+    horizon = policy.predictive.horizon_s
+    best: RateOutlook | None = None
+    trend = trend_from_sums(sums, history[-1][0], horizon)
+    if trend is not None and trend.slope > 0:
+        best = RateOutlook(trend, horizon, "trend")
+    onset = onset_forecast(history, sums, horizon * ONSET_LEAD)
+    if onset is not None and (best is None or onset.value > best.forecast.value):
+        best = RateOutlook(onset, horizon * ONSET_LEAD, "new ramp")
+    return best
 
 
 def _scale_down(
-    policy: Scaling, state: ScalingState, now: float, load: float, current: int
+    policy: Scaling,
+    state: ScalingState,
+    now: float,
+    load: float,
+    current: int,
+    predicted_load: float | None = None,
 ) -> ScalingVerdict:
     """Scale in once every reading of the whole window needed fewer replicas; fit its peak.
 
@@ -175,6 +316,13 @@ def _scale_down(
     Sizing the scale-in by the last reading would drop replicas the rest of the window needed
     (and scale straight back up); the busiest reading of the window sets the target instead,
     and a reading that needs every replica starts the window again.
+
+    The smaller pool must carry that reading a tolerance under the target: fewer replicas
+    queue more, and queued requests count as in flight, so a pool sized to carry the busiest
+    reading exactly at the target crosses the band's upper edge on its own and scales straight
+    back up (a flap). While the rate rises (``predicted_load``: the load a significant upward
+    trend forecasts), no scale-in goes below what the forecast needs either. A scale-in that
+    would remove nothing starts the window again, so a later one rests on fresh readings.
     """
     target = policy.target_ongoing_requests
     below = state.below_since
@@ -188,11 +336,18 @@ def _scale_down(
             f"load below the band for {waited:.0f}s of {policy.downscale_stabilization_s:g}s",
             new_state,
         )
-    desired = math.ceil(peak / target) if peak > 0 else 0
-    return ScalingVerdict(
-        desired,
+    headroom = target / (1 + policy.tolerance)
+    desired = math.ceil(peak / headroom) if peak > 0 else 0
+    why = (
         f"at most {peak:.1f} requests in flight on {current} replicas for {waited:.0f}s "
-        f"({peak / current:.2f} each < {target * (1 - policy.tolerance):.2f}): "
-        f"{desired} replicas",
-        new_state,
+        f"({peak / current:.2f} each < {target * (1 - policy.tolerance):.2f})"
+    )
+    if predicted_load is not None and math.ceil(predicted_load / target) > desired:
+        desired = math.ceil(predicted_load / target)
+        why += f", but the rate rises: {predicted_load:.1f} in flight forecast"
+    if desired >= current:
+        restarted = replace(new_state, below_since=now, below_peak=load)
+        return ScalingVerdict(None, f"{why}: {desired} replicas needed, none removed", restarted)
+    return ScalingVerdict(
+        desired, f"{why}: {desired} replicas (at most {headroom:.2f} each)", new_state
     )

@@ -40,6 +40,4 @@ def greenest_slot(
     assert value is not None
     if t <= now:
         return SlotChoice(now, value, region, f"now is greenest ({value:.0f} g/kWh in {region})")
-    return SlotChoice(
-        t, value, region, f"deferred {t - now:.0f}s to {value:.0f} g/kWh in {region}"
-    )
+    return SlotChoice(t, value, region, f"deferred {t - now:.0f}s to {value:.0f} g/kWh in {region}")

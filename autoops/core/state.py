@@ -55,6 +55,9 @@ class ScalingState:
     """Least-squares sums over ``rate_history`` (kept in step with it; rebuilt when absent)."""
     below_peak: float = 0.0
     """The most requests in flight since ``below_since`` (read only while that is set)."""
+    service_s: float | None = None
+    """Requests in flight per request/s (Little's law) while no replica queued: the service
+    time the sizing uses while new replicas start (None until measured)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +71,10 @@ class ControllerState:
     last_region_change_at: float | None = None
     retrain_requested_at: float | None = None
     retrain_base_version: str | None = None
+    warming: tuple[tuple[str, float], ...] = ()
+    """Regions starting replicas before a move sends traffic there, with when they were asked."""
+    warming_fleet: int = 0
+    """While ``warming``: the replicas the fleet itself needs (the warming ones come on top)."""
 
 
 @dataclass(frozen=True, slots=True)

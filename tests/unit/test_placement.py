@@ -298,8 +298,9 @@ def test_region_hysteresis_moves_weights_only_for_a_large_improvement(
     region_moves = [a for a in decision.actions if isinstance(a, SetRegionWeights)]
     replica_moves = [a for a in decision.actions if isinstance(a, SetReplicas)]
     if moves:
-        assert [chosen(a.weights) for a in region_moves] == [{"eu-central"}]
-        assert [chosen(a.replicas) for a in replica_moves] == [{"eu-central"}]
+        # Make-before-break: replicas start in eu-central first; eu-west keeps serving.
+        assert region_moves == []
+        assert [dict(a.replicas) for a in replica_moves] == [{"eu-west": 2, "eu-central": 2}]
     else:
         assert region_moves == []
         assert replica_moves == []
@@ -308,22 +309,31 @@ def test_region_hysteresis_moves_weights_only_for_a_large_improvement(
 def test_carbon_spike_moves_traffic_and_replicas_to_the_other_allowed_region() -> None:
     state = None
     world = applied(regions={"eu-west": 1.0}, replicas={"eu-west": 2})
-    ticks = [(100.0, 100.0, 120.0), (105.0, 100.0, 120.0), (110.0, 600.0, 120.0)]
+    calm = [(100.0, 100.0, 120.0), (105.0, 100.0, 120.0)]
+    spike = [(110.0 + 5 * i, 600.0, 120.0) for i in range(20)]
     decisions = []
-    for now, west, central in ticks:
+    for now, west, central in calm + spike:
         decision, state = decide(
             context(now, carbon_snapshot(now, west, central, world), CARBON_POLICY, state)
         )
         world = apply_actions(world, decision.actions)
-        decisions.append(decision)
-    calm, calm_again, spike = decisions
-    assert calm.mutating == ()
-    assert calm_again.mutating == ()
-    weights = [a for a in spike.actions if isinstance(a, SetRegionWeights)]
-    replicas = [a for a in spike.actions if isinstance(a, SetReplicas)]
+        decisions.append((now, decision))
+    assert [d.mutating for _, d in decisions[:2]] == [(), ()]
+    moved = [
+        (now, d) for now, d in decisions if any(isinstance(a, SetRegionWeights) for a in d.actions)
+    ]
+    # One move, to eu-central, once the replicas started there at the spike had the policy's
+    # cold-start horizon (60 s) to become ready; eu-west served everything meanwhile.
+    assert len(moved) == 1
+    (now, move) = moved[0]
+    assert now == 110.0 + CARBON_POLICY.scaling.predictive.horizon_s
+    weights = [a for a in move.actions if isinstance(a, SetRegionWeights)]
     assert [chosen(a.weights) for a in weights] == [{"eu-central"}]
     assert sum(weights[0].weights.values()) == pytest.approx(1.0)
-    assert [{k: v for k, v in a.replicas.items() if v} for a in replicas] == [{"eu-central": 2}]
+    first = decisions[2][1]
+    assert [dict(a.replicas) for a in first.actions if isinstance(a, SetReplicas)] == [
+        {"eu-west": 2, "eu-central": 2}
+    ]
     assert chosen(world.region_weights) == {"eu-central"}
     assert {k: v for k, v in world.replicas.items() if v} == {"eu-central": 2}
 

@@ -31,7 +31,8 @@ def scaling(**overrides: Any) -> Scaling:
         pytest.param(18.1, 10, None, id="just-over-lower-band-held"),
         pytest.param(22.5, 10, 12, id="over-the-band-scales-up"),
         pytest.param(30.0, 10, 15, id="load-per-target-sets-replicas"),
-        pytest.param(10.0, 10, 5, id="under-the-band-scales-down"),
+        # Scale-in keeps the busiest reading a tolerance under the target: 10 / (2 / 1.1) -> 6.
+        pytest.param(10.0, 10, 6, id="under-the-band-scales-down"),
         pytest.param(3.0, 0, 2, id="zero-replicas-with-load-scales-up"),
         pytest.param(0.0, 0, None, id="zero-replicas-without-load-held"),
         pytest.param(0.5, 1, None, id="at-min-replicas-no-scale-down"),
@@ -100,12 +101,12 @@ def run_ticks(
         ),
         pytest.param(
             [(100, 10), (200, 10), (400, 10)],
-            [None, None, 5],
+            [None, None, 6],
             id="down-after-stabilisation-window",
         ),
         pytest.param(
             [(100, 10), (300, 20), (350, 10), (600, 10), (650, 10)],
-            [None, None, None, None, 5],
+            [None, None, None, None, 6],
             id="return-to-band-restarts-down-window",
         ),
         pytest.param(
@@ -173,7 +174,7 @@ def test_scale_down_fits_the_busiest_reading_of_a_window_that_all_needed_fewer_r
         pytest.param(None, False, None, id="missing-load-holds"),
         pytest.param(2.0, False, None, id="partial-low-load-never-scales-down"),
         pytest.param(40.0, False, 20, id="partial-high-load-may-scale-up"),
-        pytest.param(2.0, True, 1, id="complete-low-load-scales-down"),
+        pytest.param(2.0, True, 2, id="complete-low-load-scales-down"),
     ],
 )
 def test_missing_load_never_scales_down(

@@ -155,6 +155,27 @@ def test_set_replicas_sizes_stable_to_target_and_canary_to_its_share() -> None:
     assert applied_state(details, APP).replicas == {"eu-north": 4}
 
 
+def test_ready_replicas_count_only_running_ones_of_stable_in_every_region() -> None:
+    """Serve lists each replica with its state: only RUNNING ones serve, also in a region
+    without traffic (its warm replica), and without replica lists the count is unknown."""
+    _, serve = _actuator()
+    details = serve.details()
+    assert applied_state(details, APP).ready_replicas is None
+    apps = details["applications"]
+    states = {
+        ("v1", "eu-north"): ["RUNNING", "RUNNING", "STARTING"],
+        ("v1", "eu-west"): ["RUNNING"],
+        ("v2", "eu-north"): ["RUNNING"],
+        ("v2", "eu-west"): ["UPDATING"],
+    }
+    for (version, region), listed in states.items():
+        dep = apps[version_app_name(APP, version)]["deployments"]
+        dep[version_deployment_name(MODEL, version, region)]["replicas"] = [
+            {"replica_id": f"r{i}", "state": state} for i, state in enumerate(listed)
+        ]
+    assert applied_state(details, APP).ready_replicas == {"eu-north": 2, "eu-west": 1}
+
+
 def test_a_write_carries_every_other_application_unchanged() -> None:
     actuator, serve = _actuator()
     before = {a["name"]: a for a in serve.config["applications"] if a["name"] != APP}
