@@ -119,6 +119,17 @@ class Controlled:
         """The kinds of the actions applied (outcome ``updated``), in order."""
         return [b["action"]["kind"] for b in self.outcomes() if b["outcome"] == "updated"]
 
+    def settle(self, timeout_s: float = 60.0) -> None:
+        """Wait for a pass that begins after now to end: the state then holds every action
+        already recorded (a pass writes its outcome records before it saves its state)."""
+        began = time.time()
+
+        def later_pass_done() -> bool:
+            report = self.reconciler.last
+            return report is not None and report.time >= began
+
+        wait_for(later_pass_done, timeout_s, "the controller's next pass")
+
     def last_reasons(self) -> str:
         """The last pass's reasons and canary/rollout evidence, for a failure message."""
         report = self.reconciler.last

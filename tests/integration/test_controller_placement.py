@@ -309,6 +309,7 @@ def test_a_region_failing_during_a_canary_is_routed_around_and_the_canary_goes_o
 
     wait_for(lambda: "promote" in c.applied_kinds(), 150, "the canary's promotion")
     assert "rollback" not in c.applied_kinds()
+    c.settle()
     rollout = c.reconciler.state.rollout
     assert rollout.stable_version == "v2"
     assert "v2" not in rollout.rejected_versions

@@ -160,6 +160,7 @@ def test_a_healthy_canary_climbs_every_step_and_is_promoted(
     assert routing.stable_version == "v2"
     assert routing.weights.get("v2") == 1.0
     assert sum(w for v, w in routing.weights.items() if v != "v2") == 0.0
+    c.settle()
     rollout = c.reconciler.state.rollout
     assert rollout.stable_version == "v2"
     assert rollout.phase is Phase.IDLE
