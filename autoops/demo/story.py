@@ -417,7 +417,7 @@ class Demo:
             outage=reading.reason if reading is not None and reading.outage else None,
         )
 
-    def play(self, view: Any, duration_s: float, steady_s: float = 15.0) -> DemoResult:
+    def play(self, view: Any, duration_s: float, steady_s: float = 10.0) -> DemoResult:
         """Run the chapters in order, updating ``view`` every second; return the result."""
         result = DemoResult()
         chapters = self.chapters()

@@ -100,10 +100,23 @@ class RetrainRemediation:
                 )
             x = np.asarray([r.inputs for r in records], dtype=np.float64)
             y = np.asarray([r.label for r in records], dtype=np.int64)
+            started = self.clock.now()
             registered = self.train(job.base_version, job.new_version, x, y)
+            trained = self.clock.now()
+            log.info(
+                "retrain_trained",
+                version=registered,
+                samples=len(records),
+                seconds=round(trained - started, 1),
+            )
             self.deploy(registered)
             job.status = "deployed"
-            log.info("retrain_deployed", version=registered, samples=len(records))
+            log.info(
+                "retrain_deployed",
+                version=registered,
+                samples=len(records),
+                seconds=round(self.clock.now() - trained, 1),
+            )
         except Exception as exc:
             job.status = "failed"
             job.error = str(exc)
