@@ -91,6 +91,7 @@ BOOLEAN_VALUES = ("true", "false")
 
 QUANTILES: tuple[tuple[str, float], ...] = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
 
+
 class MetricsUnavailableError(RuntimeError):
     """A metrics source cannot be used; the message is one line that says why."""
 
@@ -163,9 +164,14 @@ def render_buckets(applications: Sequence[str], window_s: float) -> str:
     )
 
 
-def render_in_flight(applications: Sequence[str]) -> str:
-    """Requests in flight from the ingress to each pair, summed over ingress replicas."""
-    return f"sum by ({_PAIR}) ({IN_FLIGHT_METRIC}{{{_apps(applications)}}})"
+def render_in_flight(applications: Sequence[str], window_s: float) -> str:
+    """Requests in flight from the ingress to each pair, summed over ingress replicas and
+    averaged over the window (as Ray Serve's autoscaler averages ongoing requests over its
+    look-back period): one sample of the gauge is one instant of a bursty count."""
+    return (
+        f"sum by ({_PAIR}) "
+        f"(avg_over_time({IN_FLIGHT_METRIC}{{{_apps(applications)}}}[{duration(window_s)}]))"
+    )
 
 
 def render_feedback(applications: Sequence[str], window_s: float) -> str:
@@ -246,7 +252,7 @@ def signal_queries(spec: BatchSpec, shard_apps: int = 0) -> dict[str, str]:
         "requests": render_requests(apps, w),
         **{f"burn{burn}": render_requests(apps, burn) for burn in spec.burn_windows_s},
         **buckets,
-        "in_flight": render_in_flight(apps),
+        "in_flight": render_in_flight(apps, w),
         "feedback": render_feedback(apps, w),
         "shadow": render_shadow(apps, w),
         "breaker": render_breaker(apps),
