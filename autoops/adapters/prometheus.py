@@ -604,7 +604,7 @@ def _history_query(query: MetricsQuery, signal: str) -> str:
         errors = f"{by} ({render_requests(apps, w, outcome='error')})"
         return f"({errors} or {total} * 0) / {total}"
     if signal == "ongoing_requests":
-        return f"{by} ({render_in_flight(apps, w)})"
+        return f"{by} ({render_in_flight(apps)})"
     for name, q in QUANTILES:
         if signal == f"latency_{name}_ms":
             return render_quantile(apps, q, w)

@@ -91,7 +91,6 @@ BOOLEAN_VALUES = ("true", "false")
 
 QUANTILES: tuple[tuple[str, float], ...] = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
 
-
 class MetricsUnavailableError(RuntimeError):
     """A metrics source cannot be used; the message is one line that says why."""
 
@@ -164,14 +163,9 @@ def render_buckets(applications: Sequence[str], window_s: float) -> str:
     )
 
 
-def render_in_flight(applications: Sequence[str], window_s: float) -> str:
-    """Requests in flight from the ingress to each pair, summed over ingress replicas and
-    averaged over the window (as Ray Serve's autoscaler averages ongoing requests over its
-    look-back period): one sample of the gauge is one instant of a bursty count."""
-    return (
-        f"sum by ({_PAIR}) "
-        f"(avg_over_time({IN_FLIGHT_METRIC}{{{_apps(applications)}}}[{duration(window_s)}]))"
-    )
+def render_in_flight(applications: Sequence[str]) -> str:
+    """Requests in flight from the ingress to each pair, summed over ingress replicas."""
+    return f"sum by ({_PAIR}) ({IN_FLIGHT_METRIC}{{{_apps(applications)}}})"
 
 
 def render_feedback(applications: Sequence[str], window_s: float) -> str:
@@ -252,7 +246,7 @@ def signal_queries(spec: BatchSpec, shard_apps: int = 0) -> dict[str, str]:
         "requests": render_requests(apps, w),
         **{f"burn{burn}": render_requests(apps, burn) for burn in spec.burn_windows_s},
         **buckets,
-        "in_flight": render_in_flight(apps, w),
+        "in_flight": render_in_flight(apps),
         "feedback": render_feedback(apps, w),
         "shadow": render_shadow(apps, w),
         "breaker": render_breaker(apps),

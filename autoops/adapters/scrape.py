@@ -568,12 +568,6 @@ class BuiltinScraper:
                     continue
                 if column.key == "breaker":
                     breakers[column.version] = latest[i]
-                elif column.key == "in_flight":
-                    average = _window_mean(entries, col, now - q.window_s)
-                    pairs.setdefault(pair, {})[column.key] = (
-                        latest[i] if average is None else average
-                    )
-                    current.add(pair)
                 elif column.key != "healthy":
                     pairs.setdefault(pair, {})[column.key] = latest[i]
                     current.add(pair)
@@ -605,17 +599,6 @@ class _State:
     last_error: str | None
     last_success: float | None
     warnings: tuple[str, ...]
-
-
-def _window_mean(entries: Sequence[_Entry], col: int, since: float) -> float | None:
-    """The mean of a gauge column over the scrapes after ``since`` that reported it (as
-    Prometheus's ``avg_over_time`` over a left-open range), or None when none did."""
-    values = [
-        float(e.values[col])
-        for e in entries
-        if e.time > since and col < len(e.values) and bool(e.present[col])
-    ]
-    return sum(values) / len(values) if values else None
 
 
 def _oldest_within(entries: Sequence[_Entry], since: float) -> _Entry | None:

@@ -78,9 +78,8 @@ RENDERED = [
     ),
     (
         "in-flight",
-        render_in_flight(SHOP, 15),
-        "sum by (application, version, region) "
-        '(avg_over_time(ray_autoops_in_flight{application="shop"}[15s]))',
+        render_in_flight(SHOP),
+        'sum by (application, version, region) (ray_autoops_in_flight{application="shop"})',
     ),
     (
         "feedback",
@@ -139,7 +138,7 @@ def test_several_applications_are_one_escaped_regex_so_dots_match_only_dots() ->
 
 
 def test_a_quote_in_an_application_name_cannot_break_out_of_the_selector() -> None:
-    assert 'application="a\\"b"' in render_in_flight(('a"b',), 15)
+    assert 'application="a\\"b"' in render_in_flight(('a"b',))
 
 
 def test_no_application_is_an_error_not_a_query_for_everything() -> None:

@@ -172,22 +172,6 @@ def test_latency_quantiles_gauges_feedback_shadow_breaker_and_healthy_replicas()
     assert row.healthy_replicas == 2
 
 
-def test_requests_in_flight_are_averaged_over_the_window_like_avg_over_time() -> None:
-    """A gauge sample is one instant of a bursty count: the window's mean sizes replicas."""
-    script = Script()
-    s = scraper(script)
-    in_flight = [9, 1, 7, 3, 5, 11]
-
-    def text(t: float) -> str:
-        return exposition(
-            requests(10 * t, 0), [f"ray_autoops_in_flight{{{pair()}}} {in_flight[int(t)]}"]
-        )
-
-    feed(s, script, range(6), text)
-    row = rows(s.read(MetricsQuery("shop", "clf", window_s=3.0), 5.0))[("v1", "eu-west")]
-    assert row.ongoing_requests == pytest.approx((3 + 5 + 11) / 3)  # the scrapes in (2 s, 5 s]
-
-
 def test_a_pair_missing_from_the_newest_scrape_is_dropped_as_stale() -> None:
     script = Script()
     s = scraper(script)
