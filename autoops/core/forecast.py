@@ -93,14 +93,10 @@ def trend_from_sums(
     n = sums.n
     if n < 4:
         return None
-    sxx = sums.stt - sums.st * sums.st / n
-    if sxx <= 1e-9 * max(sums.stt, 1.0):
+    line = _line(n, sums.st, sums.sy, sums.stt, sums.sty, sums.syy)
+    if line is None:
         return None
-    sxy = sums.sty - sums.st * sums.sy / n
-    slope = sxy / sxx
-    intercept = sums.sy / n - slope * sums.st / n
-    syy_centred = sums.syy - sums.sy * sums.sy / n
-    residual = max(syy_centred - slope * sxy, 0.0)
+    slope, intercept, residual, sxx = line
     if residual <= 1e-12 * max(sums.syy, 1e-12):
         t_stat = math.copysign(math.inf, slope) if slope != 0 else 0.0
     else:
@@ -128,7 +124,8 @@ NOISE_FLOOR = 0.005
 def _line(
     n: int, st: float, sy: float, stt: float, sty: float, syy: float
 ) -> tuple[float, float, float, float] | None:
-    """(slope, intercept, residual variance, Sxx) of a least-squares line from its sums."""
+    """(slope, intercept, residual sum of squares, Sxx) of a least-squares line from its sums;
+    None for fewer than 3 points or no spread in time."""
     if n < 3:
         return None
     sxx = stt - st * st / n
@@ -137,8 +134,7 @@ def _line(
     sxy = sty - st * sy / n
     slope = sxy / sxx
     intercept = sy / n - slope * st / n
-    residual = max(syy - sy * sy / n - slope * sxy, 0.0)
-    return slope, intercept, residual / (n - 2), sxx
+    return slope, intercept, max(syy - sy * sy / n - slope * sxy, 0.0), sxx
 
 
 def onset_forecast(
@@ -173,8 +169,8 @@ def onset_forecast(
     before = _line(n, sums.st - nt, sums.sy - ny, sums.stt - ntt, sums.sty - nty, sums.syy - nyy)
     if before is None:
         return None
-    slope_before, intercept_before, var_before, sxx_before = before
-    var = max(var_before, (NOISE_FLOOR * (ny / recent + sums.y0)) ** 2, 1e-12)
+    slope_before, intercept_before, residual_before, sxx_before = before
+    var = max(residual_before / (n - 2), (NOISE_FLOOR * (ny / recent + sums.y0)) ** 2, 1e-12)
     margin = ONSET_RISE * math.sqrt(var) + intercept_before + sums.y0
     for t_abs, y_abs in newest[-2:]:
         if y_abs < margin + slope_before * (t_abs - sums.t0):
