@@ -77,26 +77,40 @@ class ServeActuator:
         """The ingress's routing table as Serve holds it now."""
         return routing_table(self.client.details(), self.application)
 
-    def _settle(self, table: RoutingTable, timeout_s: float = 15.0) -> None:
+    def settle(
+        self, table: RoutingTable, replaced: RoutingTable | None = None, timeout_s: float = 15.0
+    ) -> str:
         """Wait until Serve's details show ``table``, so the next read-modify-write sees it.
 
         Serve answers a PUT before its details reflect it; without this a second write soon
-        after the first could read the old config and silently undo the first.
+        after the first could read the old config and silently undo the first. When the
+        details show neither ``table`` nor the table it ``replaced``, another writer changed
+        the config meanwhile: waiting longer cannot help (a later write replaced this one, or
+        will be read with it), so the wait ends there rather than holding the loop for the
+        whole timeout; the next pass reads what Serve holds and re-applies its target.
+        Returns ``settled``, ``changed_elsewhere`` or ``timeout``.
         """
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if routing_table(self.client.details(), self.application) == table:
-                return
+        while True:
+            now = routing_table(self.client.details(), self.application)
+            if now == table:
+                return "settled"
+            if replaced is not None and now != replaced:
+                log.warning("routing_changed_elsewhere")
+                return "changed_elsewhere"
+            if time.monotonic() >= deadline:
+                log.warning("routing_not_settled", timeout_s=timeout_s)
+                return "timeout"
             time.sleep(0.2)
-        log.warning("routing_not_settled", timeout_s=timeout_s)
 
     def write_routing(self, table: RoutingTable) -> None:
         """Replace the ingress's routing table as a whole (for operators, tests and the demo)."""
         details = self.client.details()
+        replaced = routing_table(details, self.application)
         configs = app_configs(details)
         with_routing(configs, self.application, table)
         self.client.deploy(deploy_config(details, configs))
-        self._settle(table)
+        self.settle(table, replaced)
 
     def apply(self, action: Action) -> ApplyResult:
         """Apply one action; unchanged when Serve already holds the target."""
@@ -127,7 +141,7 @@ class ServeActuator:
         configs = app_configs(details)
         with_routing(configs, self.application, target)
         self.client.deploy(deploy_config(details, configs))
-        self._settle(target)
+        self.settle(target, table)
         return ApplyResult(action, Outcome.UPDATED, "ingress user_config updated")
 
     def _apply_replicas(self, action: SetReplicas) -> ApplyResult:
@@ -176,6 +190,6 @@ class ServeActuator:
         routed = table.model_copy(update={"deployments": deployments})
         with_routing(configs, self.application, routed)
         self.client.deploy(deploy_config(details, configs))
-        self._settle(routed)
+        self.settle(routed, table)
         log.info("version_deployed", version=version, regions=list(regions))
         return True

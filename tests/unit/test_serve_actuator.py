@@ -226,3 +226,47 @@ def test_the_cascade_small_model_is_not_a_rollout_candidate() -> None:
     )
     actuator, _ = _actuator(table)
     assert actuator.read_applied().versions == ("v1",)
+
+
+class LaggingServe(FakeServe):
+    """A fake Serve whose details show the config of ``lag`` PUTs ago (Serve answers a PUT
+    before its details reflect it)."""
+
+    def __init__(self, table: RoutingTable, lag: int) -> None:
+        super().__init__(table)
+        self.history = [copy.deepcopy(self.config)]
+        self.lag = lag
+
+    def deploy(self, config: Mapping[str, Any]) -> None:
+        super().deploy(config)
+        self.history.append(copy.deepcopy(self.config))
+
+    def details(self) -> dict[str, Any]:
+        latest = self.config
+        self.config = self.history[max(0, len(self.history) - 1 - self.lag)]
+        try:
+            return super().details()
+        finally:
+            self.config = latest
+
+
+def test_settling_ends_at_once_when_another_writer_changed_the_table() -> None:
+    serve = LaggingServe(_table(), lag=0)
+    actuator = ServeActuator(serve, APP)
+    ours = _table(weights={"v1": 0.5, "v2": 0.5})
+    theirs = _table(weights={"v1": 1.0, "v2": 0.0})
+    actuator.write_routing(theirs)  # another writer's table is what Serve shows now
+    assert actuator.settle(ours, replaced=_table(), timeout_s=30.0) == "changed_elsewhere"
+    assert actuator.settle(theirs, replaced=_table(), timeout_s=30.0) == "settled"
+
+
+def test_settling_waits_while_serve_still_shows_the_replaced_table() -> None:
+    serve = LaggingServe(_table(), lag=1)
+    actuator = ServeActuator(serve, APP)
+    ours = _table(weights={"v1": 0.5, "v2": 0.5})
+    with_ours = copy.deepcopy(serve.config)
+    with_ours["applications"][0]["deployments"][0]["user_config"] = ours.model_dump()
+    serve.deploy(with_ours)  # Serve's details still show the table it replaced
+    assert actuator.settle(ours, replaced=_table(), timeout_s=0.5) == "timeout"
+    serve.lag = 0
+    assert actuator.settle(ours, replaced=_table(), timeout_s=0.5) == "settled"
