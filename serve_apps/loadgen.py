@@ -293,9 +293,13 @@ async def _feedback(
         report.feedback_failed += 1
 
 
-def run_load_sync(config: LoadConfig, keep_exchanges: bool = False) -> LoadReport:
+def run_load_sync(
+    config: LoadConfig,
+    keep_exchanges: bool = False,
+    on_answer: Callable[[Exchange], None] | None = None,
+) -> LoadReport:
     """run_load from synchronous code (a fresh event loop)."""
-    return asyncio.run(run_load(config, keep_exchanges=keep_exchanges))
+    return asyncio.run(run_load(config, keep_exchanges=keep_exchanges, on_answer=on_answer))
 
 
 def main(argv: list[str] | None = None) -> int:

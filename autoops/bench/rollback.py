@@ -11,9 +11,13 @@ digits MLP), so "+30% latency" means something.
 - subtle: once v2 takes traffic, its service time rises by 30%;
 - healthy: v2 is as good as v1, N times in a row; any rollback is a false one.
 
-Time to rollback: from the moment the fault is live (its write confirmed in Serve's config) to
-the rollback's outcome record in the audit log. Failed share: the load generator's own per-chunk
-counts over [fault live, rollback + 60 s].
+Time to rollback, the goal's figure: from the moment the canary began failing (the send time of
+the first request it failed, which the ingress answered from stable with path
+``breaker_fallback``) to the rollback's outcome record in the audit log (weight 0 written to
+Serve's config). Also reported: the time from the fault's write (confirmed in Serve's config,
+which the ingress applies only once Serve pushes it, 1-7 s later) to the same record, and when
+the last request reached the canary (the ingress applying the rollback). Failed share: the load
+generator's own per-chunk counts over [fault written, rollback + 60 s].
 """
 
 from __future__ import annotations
@@ -230,6 +234,24 @@ def _first_canary_error(trial: _Trial, metrics: Any, start: float, end: float) -
     return min(seen) if seen else None
 
 
+def failure_window(
+    answers: list[tuple[float, str, str]], canary: str
+) -> tuple[float | None, float | None]:
+    """When the canary first failed a request and when the last request reached it.
+
+    ``answers``: (sent at, version, path) per answered request, as a load driver keeps them.
+    A request whose call failed is answered by the stable version with path
+    ``breaker_fallback`` (the client never sees the failure), so the first such answer's send
+    time is an upper bound on when the canary began failing, and the last request the canary
+    answered, or failed, tells when the ingress stopped routing to it.
+    """
+    failed = [sent for sent, _, path in answers if path == "breaker_fallback"]
+    reached = [
+        sent for sent, version, path in answers if version == canary or path == "breaker_fallback"
+    ]
+    return (min(failed) if failed else None), (max(reached) if reached else None)
+
+
 def _wait(condition: Callable[[], Any], timeout_s: float, poll_s: float = 0.25) -> Any:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -296,6 +318,7 @@ def _faulty_trial(
         first_error = _first_canary_error(
             trial, stack.metrics, fault_live, rolled_back_at or time.time()
         )
+        failing_from, last_reached = failure_window(trial.load.answers_since(fault_live), "v2")
     finally:
         trial.close()
     sent, failed = failed_share(trial.ledger, fault_live, end)
@@ -303,6 +326,9 @@ def _faulty_trial(
         "canary_started": True,
         "rolled_back": rolled_back_at is not None,
         "time_to_rollback_s": None if rolled_back_at is None else rolled_back_at - fault_live,
+        "first_failed_canary_request_s": _since(failing_from, fault_live),
+        "time_from_first_failure_s": _since(rolled_back_at, failing_from),
+        "last_canary_request_after_first_failure_s": _since(last_reached, failing_from),
         "first_error_in_prometheus_s": None if first_error is None else first_error - fault_live,
         "time_from_first_error_s": None
         if first_error is None or rolled_back_at is None
@@ -315,6 +341,11 @@ def _faulty_trial(
         "failed_share": failed / sent if sent else None,
         "passes_until_rollback": passes.passes,
     }
+
+
+def _since(moment: float | None, origin: float | None) -> float | None:
+    """Seconds from ``origin`` to ``moment`` (None when either is unknown)."""
+    return None if moment is None or origin is None else round(moment - origin, 3)
 
 
 def _healthy_trial(
@@ -357,7 +388,7 @@ def _healthy_summary(trials: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _verdicts(gross: dict[str, Any], healthy: dict[str, Any]) -> dict[str, bool]:
-    took = gross.get("time_to_rollback_s")
+    took = gross.get("time_from_first_failure_s")
     share = gross.get("failed_share")
     return {
         "gross_rollback_within_15_s": took is not None and took <= GOAL_ROLLBACK_S,

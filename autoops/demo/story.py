@@ -12,11 +12,11 @@ import json
 import tempfile
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -28,6 +28,9 @@ from autoops.demo.stack import LocalStack, start_stack
 from autoops.logging import get_logger
 from autoops.runtime.wiring import Running
 
+if TYPE_CHECKING:
+    from serve_apps.loadgen import Exchange
+
 log = get_logger("autoops.demo")
 
 POLICY_FILE = Path(__file__).with_name("policy.yaml")
@@ -35,6 +38,8 @@ REGIONS = ("eu-west", "eu-central")
 STORIES = ("canary", "ramp", "carbon", "drift")
 BASE_RATE = 12.0
 """Requests per second of steady traffic."""
+ANSWERS_KEPT = 50_000
+"""Answers a load driver remembers (the newest): over an hour at the demo's peak rate."""
 
 
 @dataclass
@@ -69,6 +74,9 @@ class LoadDriver:
         self.rate = BASE_RATE
         self.shift = 0.0
         self.totals = LoadTotals()
+        self.answers: deque[tuple[float, str, str]] = deque(maxlen=ANSWERS_KEPT)
+        """The newest answers: when (wall clock) each request was sent, the version that
+        answered and its path (``breaker_fallback``: the version first called failed)."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="demo-load", daemon=True)
         self._lock = threading.Lock()
@@ -106,7 +114,7 @@ class LoadDriver:
             )
             began = time.time()
             try:
-                report = run_load_sync(config)
+                report = run_load_sync(config, on_answer=self._note_answer)
             except Exception as exc:  # a failed chunk is logged, never fatal
                 log.warning("load_chunk_failed", error=str(exc))
                 self._write_ledger({"chunk": seed, "error": str(exc)})
@@ -130,6 +138,15 @@ class LoadDriver:
                 self.totals.ok += report.ok
                 self.totals.failed += report.failed
                 self.totals.feedback_sent += feedback
+
+    def answers_since(self, since: float) -> list[tuple[float, str, str]]:
+        """(sent at, version, path) of the remembered answers to requests sent at ``since`` or
+        later, in the order they came back."""
+        return [answer for answer in list(self.answers) if answer[0] >= since]
+
+    def _note_answer(self, exchange: Exchange) -> None:
+        sent_at = time.time() - exchange.latency_ms / 1000.0
+        self.answers.append((sent_at, exchange.response.version, exchange.response.path))
 
     def _write_ledger(self, line: dict[str, Any]) -> None:
         if self.ledger is None:

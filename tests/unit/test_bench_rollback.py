@@ -1,11 +1,16 @@
-"""The rollback benchmark's pure parts: its policy and its failed-share window."""
+"""The rollback benchmark's pure parts: its policy, its failed-share and failure windows."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from autoops.bench.rollback import RollbackBenchConfig, bench_policy, failed_share
+from autoops.bench.rollback import (
+    RollbackBenchConfig,
+    bench_policy,
+    failed_share,
+    failure_window,
+)
 from autoops.policy.loader import load_policy
 
 
@@ -37,3 +42,21 @@ def test_failed_share_counts_only_the_chunks_that_overlap_the_window(tmp_path: P
     )
     assert failed_share(ledger, start=4.0, end=10.0) == (50, 3)
     assert failed_share(ledger, start=20.0, end=30.0) == (0, 0)
+
+
+def test_the_failure_window_runs_from_the_first_fallback_to_the_last_canary_request() -> None:
+    answers = [
+        (10.0, "v1", "primary"),
+        (10.5, "v2", "primary"),  # the canary answers before its fault is live
+        (12.0, "v1", "breaker_fallback"),  # the canary's first failed call, answered by v1
+        (11.8, "v2", "primary"),  # a slower answer to an earlier request
+        (13.0, "v1", "breaker_fallback"),
+        (14.0, "v2", "primary"),  # the last request the ingress routed to the canary
+        (20.0, "v1", "primary"),
+    ]
+    assert failure_window(answers, "v2") == (12.0, 14.0)
+
+
+def test_the_failure_window_is_unknown_without_a_failed_canary_request() -> None:
+    assert failure_window([(1.0, "v2", "primary")], "v2") == (None, 1.0)
+    assert failure_window([], "v2") == (None, None)
