@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 
 __all__ = ["bucket_quantile", "bucket_quantiles"]
 
@@ -25,19 +26,24 @@ def bucket_quantiles(
     qs: Sequence[float], buckets: Iterable[tuple[float, float]]
 ) -> list[float | None]:
     """``bucket_quantile`` for several quantiles of the same buckets, sorting them once."""
-    merged: dict[float, float] = {}
-    for bound, count in buckets:
-        merged[bound] = merged.get(bound, 0.0) + count
-    ordered = sorted(merged.items())
+    ordered = sorted(_merged(buckets).items())
     if len(ordered) < 2 or ordered[-1][0] != math.inf:
         return [_out_of_range(q) for q in qs]
     bounds = [b for b, _ in ordered]
-    counts: list[float] = []
-    top = -math.inf
-    for _, count in ordered:
-        top = max(top, count)
-        counts.append(top)
+    counts = list(accumulate((c for _, c in ordered), max, initial=-math.inf))[1:]
     return [_interpolate(q, bounds, counts) for q in qs]
+
+
+def _merged(buckets: Iterable[tuple[float, float]]) -> dict[float, float]:
+    """Counts per bound, those of buckets with the same bound added up."""
+    pairs = buckets if isinstance(buckets, list | tuple) else list(buckets)
+    merged = dict(pairs)
+    if len(merged) == len(pairs):  # the common case: no bound twice
+        return merged
+    merged.clear()
+    for bound, count in pairs:
+        merged[bound] = merged.get(bound, 0.0) + count
+    return merged
 
 
 def _out_of_range(q: float) -> float | None:

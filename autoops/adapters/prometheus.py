@@ -1,13 +1,17 @@
 """Serving metrics from a real Prometheus (``MetricsSource``), on prometheus-api-client.
 
-One read is one batched instant query for every signal of every application asked for; every
-HTTP call has a timeout and failed calls are retried with backoff inside a deadline. A read that
-still fails is an explicit outage, never zeros. Values that cannot be used (NaN, infinite,
-negative), series with unexpected labels and stale pairs are dropped and said once each.
+One read counts each application's (version, region) pairs first (refusing those over the
+limit), then asks one batched instant query per signal for every application asked for, side by
+side; answers are sorted as they come in, and an application's rows are built as soon as every
+answer covering it is in. Every HTTP call has a timeout and failed calls are retried with
+backoff inside a deadline. A read that still fails is an explicit outage, never zeros. Values
+that cannot be used (NaN, infinite, negative), series with unexpected labels and stale pairs
+are dropped and said once each.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import threading
@@ -37,6 +41,7 @@ from autoops.adapters.promql import (
     render_quantile,
     render_requests,
     signal_queries,
+    signal_query_applications,
     value_problem,
 )
 from autoops.contract import (
@@ -47,7 +52,7 @@ from autoops.contract import (
     version_deployment_name,
 )
 from autoops.logging import get_logger
-from autoops.model import MetricSample
+from autoops.model import MetricSample, VersionMetrics
 from autoops.ports import MetricsQuery, MetricsReading
 
 __all__ = [
@@ -93,6 +98,8 @@ class HttpPromClient:
 
     The library retries connection errors with one-second backoffs by default; retries live
     in the adapter instead, inside the read's deadline. Each thread gets its own connection.
+    Answers from a Prometheus on this host come uncompressed (``Accept-Encoding: identity``):
+    gzip there costs both ends CPU and saves no network.
     """
 
     def __init__(
@@ -101,6 +108,9 @@ class HttpPromClient:
         self.url = url.rstrip("/")
         self.timeout_s = timeout_s
         self.headers = dict(headers or {})
+        given = {name.lower() for name in self.headers}
+        if _is_loopback(self.url) and "accept-encoding" not in given:
+            self.headers["Accept-Encoding"] = "identity"
         self._local = threading.local()
         self._connections: list[Any] = []
         self._lock = threading.Lock()
@@ -167,6 +177,17 @@ class HttpPromClient:
                 step=f"{step_s:g}",
             )
         )
+
+
+def _is_loopback(url: str) -> bool:
+    """Whether ``url`` names this host (localhost or a loopback address)."""
+    host = urlparse(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _connection_reason(exc: Exception) -> str:
@@ -365,29 +386,46 @@ class PrometheusMetrics:
             outage=True, reason=reason, last_success_at=self._last_success.get(application)
         )
 
-    def _query_all(self, promqls: Mapping[str, str], now: float) -> dict[str, list[Series]]:
-        """Run the queries side by side; raise the first PromError if any fails."""
-        futures = {
-            name: self._pool.submit(self._with_retries, partial(self._client.query, promql, now))
+    def _query_all(
+        self,
+        promqls: Mapping[str, str],
+        now: float,
+        take: Callable[[str, list[Series]], None],
+    ) -> None:
+        """Run the queries side by side and hand each answer to ``take``, in ``promqls`` order.
+
+        Each answer is taken as soon as it and those before it are in, while the rest are still
+        being evaluated. The first PromError (in that order) is raised and the queries not yet
+        started are cancelled.
+        """
+        futures = [
+            (name, self._pool.submit(self._with_retries, partial(self._client.query, promql, now)))
             for name, promql in promqls.items()
-        }
-        return {name: future.result() for name, future in futures.items()}
+        ]
+        try:
+            for name, future in futures:
+                take(name, future.result())
+        except BaseException:
+            for _, future in futures:
+                future.cancel()
+            raise
+
+    def _pair_counts(self, apps: tuple[str, ...], now: float) -> list[Series]:
+        """The answer of the pair-count query (asked before any series is fetched)."""
+        return self._with_retries(partial(self._client.query, render_pair_count(apps), now))
 
     def _read_batch(
         self, batch: list[MetricsQuery], spec: BatchSpec, now: float
     ) -> list[MetricsReading]:
         apps = tuple(dict.fromkeys(q.application for q in batch))
+        assembly = _Assembly(batch, spec.burn_windows_s, now)
         try:
-            counts = self._query_all({"count": render_pair_count(apps)}, now)["count"]
-            refused = self._over_limit(counts)
+            refused = self._over_limit(self._pair_counts(apps, now))
             allowed = tuple(a for a in apps if a not in refused)
-            results = (
-                self._query_all(
-                    signal_queries(replace(spec, applications=allowed), self.shard_apps), now
-                )
-                if allowed
-                else {}
-            )
+            if allowed:
+                covered = replace(spec, applications=allowed)
+                assembly.expect(signal_query_applications(covered, self.shard_apps))
+                self._query_all(signal_queries(covered, self.shard_apps), now, assembly.take)
         except PromError as exc:
             reason = f"Prometheus at {self.url}: {exc}"
             if not self._failing:
@@ -397,9 +435,9 @@ class PrometheusMetrics:
         if self._failing:
             log.info("metrics_recovered", url=self.url)
         self._failing = False
-        data, general = self._parse(results, {q.application: q.model for q in batch})
+        general = assembly.finish(self._warn)
         readings = []
-        for q in batch:
+        for i, q in enumerate(batch):
             if q.application in refused:
                 reason = (
                     f"refused: application {q.application!r} reports {refused[q.application]:.0f}"
@@ -409,14 +447,12 @@ class PrometheusMetrics:
                 log.error("metrics_query_refused", application=q.application, reason=reason)
                 readings.append(self._outage(q.application, reason))
                 continue
-            app = data[q.application]
-            pairs = self._fresh_pairs(q, app, now)
-            rows = build_rows(q.model, q.window_s, spec.burn_windows_s, pairs, app.breakers)
+            rows, stale, said = assembly.built(i)
+            for message in stale:
+                self._warn(message, said)
             self._last_success[q.application] = now
             readings.append(
-                MetricsReading(
-                    metrics=rows, last_success_at=now, warnings=(*general, *app.warnings)
-                )
+                MetricsReading(metrics=rows, last_success_at=now, warnings=(*general, *said))
             )
         return readings
 
@@ -430,89 +466,221 @@ class PrometheusMetrics:
                 over[app] = value
         return over
 
-    def _fresh_pairs(
-        self, q: MetricsQuery, app: _AppData, now: float
-    ) -> dict[tuple[str, str], dict[str, float]]:
-        """The application's pairs with a recent ingress sample, healthy replicas attached."""
-        pairs: dict[tuple[str, str], dict[str, float]] = {}
-        for pair, values in app.pairs.items():
-            fresh = values.pop("fresh", None)
-            where = f"{q.application!r} {pair[0]}/{pair[1]}"
-            if fresh is None:
-                self._warn(f"{where}: no current sample (stale): dropped", app.warnings)
-                continue
-            if now - fresh > q.stale_after_s:
-                self._warn(
-                    f"{where}: newest sample {now - fresh:.0f} s old "
-                    f"(> {q.stale_after_s:g} s): dropped",
-                    app.warnings,
-                )
-                continue
-            if pair in app.healthy:
-                values["healthy"] = app.healthy[pair]
-            pairs[pair] = values
-        return pairs
 
-    def _parse(
-        self, results: Mapping[str, Iterable[Series]], models: Mapping[str, str]
-    ) -> tuple[dict[str, _AppData], list[str]]:
-        """Sort the answers into per-application values, ignoring what is unusable.
+def _fresh_pairs(
+    q: MetricsQuery, app: _AppData, now: float
+) -> tuple[dict[tuple[str, str], dict[str, float]], list[str]]:
+    """The application's pairs with a recent ingress sample, healthy replicas attached.
 
-        Returns the values per application and the warnings no application can be blamed for.
-        The common case (a usable value of a pair signal) takes the short path: a fleet's
-        answer holds tens of thousands of series.
-        """
-        data = {app: _AppData(model) for app, model in models.items()}
-        general: list[str] = []
-        valid: dict[tuple[str, str, str], bool] = {}
-        bounds: dict[str, bool] = {}
-        for name, result in results.items():
-            signal = name.partition("#")[0]
-            split = _SUB_LABEL.get("requests" if signal.startswith("burn") else signal)
-            label, allowed = split if split is not None else (None, None)
-            prefix = signal + "/"
+    Also returns what to say about the pairs dropped as stale.
+    """
+    pairs: dict[tuple[str, str], dict[str, float]] = {}
+    stale: list[str] = []
+    for pair, values in app.pairs.items():
+        fresh = values.get("fresh")
+        where = f"{q.application!r} {pair[0]}/{pair[1]}"
+        if fresh is None:
+            stale.append(f"{where}: no current sample (stale): dropped")
+            continue
+        if now - fresh > q.stale_after_s:
+            stale.append(
+                f"{where}: newest sample {now - fresh:.0f} s old (> {q.stale_after_s:g} s): dropped"
+            )
+            continue
+        if pair in app.healthy:
+            values["healthy"] = app.healthy[pair]
+        pairs[pair] = values
+    return pairs, stale
+
+
+class _Assembly:
+    """The rows of one read, each application's built as soon as every answer covering it is in.
+
+    So the rows of the first applications are built while Prometheus still evaluates the
+    queries of the last ones. ``take`` must get the answers in the order ``expect`` lists them.
+    """
+
+    def __init__(
+        self, batch: Sequence[MetricsQuery], burn_windows_s: Sequence[int], now: float
+    ) -> None:
+        self.sorter = _Sorter({q.application: q.model for q in batch})
+        self._batch = batch
+        self._burns = burn_windows_s
+        self._now = now
+        self._ready: dict[str, list[str]] = {}
+        self._built: dict[int, tuple[tuple[VersionMetrics, ...], list[str]]] = {}
+
+    def expect(self, coverage: Mapping[str, Sequence[str]]) -> None:
+        """Which applications each query (in answer order) covers."""
+        last: dict[str, str] = {}
+        for name, apps in coverage.items():
+            last.update(dict.fromkeys(apps, name))
+        for app, name in last.items():
+            self._ready.setdefault(name, []).append(app)
+
+    def take(self, name: str, result: list[Series]) -> None:
+        """Sort one answer; build the rows of the applications it completes."""
+        self.sorter.add(name, result)
+        for app in self._ready.get(name, ()):
+            self._build(app)
+
+    def finish(self, warn: WarnOnce) -> list[str]:
+        """Say the problems seen in the answers; the warnings no application can be blamed for."""
+        return self.sorter.finish(warn)[1]
+
+    def built(self, index: int) -> tuple[tuple[VersionMetrics, ...], list[str], list[str]]:
+        """The rows of the batch's ``index``-th query, what to say of stale pairs, and where."""
+        q = self._batch[index]
+        if index not in self._built:
+            self._build(q.application)
+        rows, stale = self._built[index]
+        return rows, stale, self.sorter.data[q.application].warnings
+
+    def _build(self, application: str) -> None:
+        app = self.sorter.complete(application)
+        for i, q in enumerate(self._batch):
+            if q.application == application and i not in self._built:
+                pairs, stale = _fresh_pairs(q, app, self._now)
+                rows = build_rows(q.model, q.window_s, self._burns, pairs, app.breakers)
+                self._built[i] = (rows, stale)
+
+
+_UNUSABLE: dict[str, float] = {}
+"""Marks an (application, version, region) whose labels cannot name a pair."""
+_NO_KEY = "\0"
+"""Marks a sub-label value not seen yet."""
+
+
+def _pair_values(app: _AppData, version: str, region: str) -> dict[str, float]:
+    """The application's values for (version, region), or ``_UNUSABLE`` when no pair is so named."""
+    if not _valid_pair(app.model, version, region):
+        return _UNUSABLE
+    return app.pairs.setdefault((version, region), {})
+
+
+def _value_key(
+    signal: str, split: tuple[str | None, tuple[str, ...] | None], sub: str
+) -> str | None:
+    """The value key of ``signal`` split by ``sub`` (None when that value is not allowed)."""
+    label, allowed = split
+    if label is None:
+        return signal
+    usable = _number(sub) is not None if allowed is None else sub in allowed
+    if not usable:
+        return None
+    return f"{signal}/{sub}" if sub else signal
+
+
+class _Sorter:
+    """Sorts the answers of one read into per-application values, ignoring what is unusable.
+
+    ``add`` takes one query's answer (so that answers are sorted while later ones are still
+    being evaluated); ``finish`` says the problems seen and returns the values. The common case
+    (a usable value of a pair signal) takes the short path: a fleet's answers hold tens of
+    thousands of series.
+    """
+
+    def __init__(self, models: Mapping[str, str]) -> None:
+        self.data = {app: _AppData(model) for app, model in models.items()}
+        self.general: list[str] = []
+        self._notes: list[tuple[str, list[str]]] = []
+        self._pairs: dict[tuple[str, str, str], dict[str, float]] = {}
+        """Each (application, version, region) seen: its values (``_UNUSABLE``: none)."""
+        self._keys: dict[str, dict[str, str | None]] = {}
+        """Per signal, each sub-label value seen: its value key (None: not allowed)."""
+
+    def add(self, name: str, result: Iterable[Series]) -> None:
+        """Sort one query's answer (``name`` as in ``signal_queries``)."""
+        signal = name.partition("#")[0]
+        split = _SUB_LABEL.get("requests" if signal.startswith("burn") else signal)
+        if split is None:
             for item in result:
                 labels = item.get("metric") or {}
-                value = _sample_value(item)
-                app = data.get(labels.get(APPLICATION_TAG, ""))
-                if (
-                    app is None
-                    or split is None
-                    or value is None
-                    or not 0.0 <= value < math.inf  # NaN fails too
-                ):
-                    self._other(signal, labels, value, app, data, general)
+                self._other(signal, labels, _sample_value(item), self._app(labels))
+            return
+        label = split[0]
+        keys = self._keys.setdefault(signal, {})
+        pairs = self._pairs
+        inf = math.inf
+        for item in result:  # the hot loop: tens of thousands of series per read
+            labels = item.get("metric") or {}
+            raw = item.get("value")
+            # The short path: a pair and a sub-label already seen usable, and a usable value.
+            values = pairs.get(
+                (
+                    labels.get(APPLICATION_TAG, ""),
+                    labels.get(TAG_VERSION, ""),
+                    labels.get(TAG_REGION, ""),
+                )
+            )
+            key = keys.get("" if label is None else labels.get(label, ""))
+            if values and key and type(raw) is list and len(raw) == 2:
+                try:
+                    value = float(raw[1])
+                except (TypeError, ValueError):
+                    value = -1.0
+                if 0.0 <= value < inf:
+                    values[key] = value
                     continue
-                version = labels.get(TAG_VERSION, "")
-                region = labels.get(TAG_REGION, "")
-                known = valid.get((app.model, version, region))
-                if known is None:
-                    known = valid[(app.model, version, region)] = _valid_pair(
-                        app.model, version, region
-                    )
-                sub = "" if label is None else labels.get(label, "")
-                if allowed is None and label is not None:
-                    usable = bounds.get(sub)
-                    if usable is None:
-                        usable = bounds[sub] = _number(sub) is not None
-                else:
-                    usable = allowed is None or sub in allowed
-                if not known or not usable:
-                    self._warn(
-                        f"{signal} series with unexpected labels {dict(labels)}: ignored",
-                        app.warnings,
-                    )
-                    continue
-                values = app.pairs.get((version, region))
-                if values is None:
-                    values = app.pairs[(version, region)] = {}
-                values[prefix + sub if sub else signal] = value
-        for app in data.values():
-            for pair, signal in app.spoiled:
-                values = app.pairs.get(pair, {})
-                for key in [k for k in values if k.partition("/")[0] == signal]:
-                    del values[key]
-        return data, general
+            self._sort_one(signal, split, labels, _sample_value(item))
+
+    def _sort_one(
+        self,
+        signal: str,
+        split: tuple[str | None, tuple[str, ...] | None],
+        labels: Mapping[str, str],
+        value: float | None,
+    ) -> None:
+        """The long path of ``add`` for one series of a pair signal: checks everything."""
+        name = labels.get(APPLICATION_TAG, "")
+        app = self.data.get(name)
+        if app is None or value is None or not 0.0 <= value < math.inf:  # NaN fails too
+            self._other(signal, labels, value, app)
+            return
+        keys = self._keys[signal]
+        sub = "" if split[0] is None else labels.get(split[0], "")
+        key = keys.get(sub, _NO_KEY)
+        if key is _NO_KEY:
+            key = keys[sub] = _value_key(signal, split, sub)
+        pair = (name, labels.get(TAG_VERSION, ""), labels.get(TAG_REGION, ""))
+        values = self._pairs.get(pair)
+        if values is None:
+            values = self._pairs[pair] = _pair_values(app, pair[1], pair[2])
+        if key is None or values is _UNUSABLE:
+            self._note(f"{signal} series with unexpected labels {dict(labels)}: ignored", app)
+            return
+        values[key] = value
+
+    def complete(self, application: str) -> _AppData:
+        """The application's values once every answer covering it is in.
+
+        Drops the signals spoiled by an unusable part.
+        """
+        app = self.data[application]
+        for pair, signal in app.spoiled:
+            values = app.pairs.get(pair, {})
+            for key in [k for k in values if k.partition("/")[0] == signal]:
+                del values[key]
+        app.spoiled.clear()
+        return app
+
+    def finish(self, warn: WarnOnce) -> tuple[dict[str, _AppData], list[str]]:
+        """The values per application and the warnings no application can be blamed for.
+
+        Says each problem noted (once).
+        """
+        for application in self.data:
+            self.complete(application)
+        for message, out in self._notes:
+            warn(message, out)
+        return self.data, self.general
+
+    def _note(self, message: str, app: _AppData | None) -> None:
+        """A problem to say when the read succeeds (in the application's warnings if known)."""
+        self._notes.append((message, app.warnings if app is not None else self.general))
+
+    def _app(self, labels: Mapping[str, str]) -> _AppData | None:
+        return self.data.get(labels.get(APPLICATION_TAG, ""))
 
     def _other(
         self,
@@ -520,45 +688,36 @@ class PrometheusMetrics:
         labels: Mapping[str, str],
         value: float | None,
         app: _AppData | None,
-        data: dict[str, _AppData],
-        general: list[str],
     ) -> None:
-        """The long path of ``_parse``: unusable values, healthy replicas, breakers, strays."""
-        notes = app.warnings if app is not None else general
+        """The long path of ``add``: unusable values, healthy replicas, breakers, strays."""
         if value is None:
-            self._warn(f"{signal} series {dict(labels)} without a value: ignored", notes)
+            self._note(f"{signal} series {dict(labels)} without a value: ignored", app)
             return
         problem = value_problem(value)
         if problem is not None:
-            self._warn(f"{signal} of {_describe(labels)} is {problem}: ignored", notes)
+            self._note(f"{signal} of {_describe(labels)} is {problem}: ignored", app)
             if app is not None:
                 # One unusable part (an outcome, a bucket) spoils the whole signal: the rest
                 # alone would give a wrong ratio or quantile.
                 pair = (labels.get(TAG_VERSION, ""), labels.get(TAG_REGION, ""))
                 app.spoiled.add((pair, signal))
         elif signal == "healthy":
-            self._add_healthy(labels, value, data, general)
+            self._add_healthy(labels, value)
         elif signal == "breaker" and app is not None and labels.get(TAG_VERSION):
             app.breakers[labels[TAG_VERSION]] = value
         else:
-            self._warn(f"{signal} series with unexpected labels {dict(labels)}: ignored", notes)
+            self._note(f"{signal} series with unexpected labels {dict(labels)}: ignored", app)
 
-    def _add_healthy(
-        self,
-        labels: Mapping[str, str],
-        value: float,
-        data: dict[str, _AppData],
-        general: list[str],
-    ) -> None:
+    def _add_healthy(self, labels: Mapping[str, str], value: float) -> None:
         version_app = labels.get(APPLICATION_TAG, "")
         parsed = parse_deployment_name(labels.get(DEPLOYMENT_TAG, ""))
         if parsed is not None:
             model, version, region = parsed
-            app = data.get(version_app.removesuffix(NAME_SEPARATOR + version))
+            app = self.data.get(version_app.removesuffix(NAME_SEPARATOR + version))
             if version_app.endswith(NAME_SEPARATOR + version) and app and app.model == model:
                 app.healthy[(version, region)] = value
                 return
-        self._warn(f"healthy-replica series with unexpected labels {dict(labels)}", general)
+        self._note(f"healthy-replica series with unexpected labels {dict(labels)}", None)
 
 
 def _sample_value(item: Series) -> float | None:

@@ -69,6 +69,7 @@ __all__ = [
     "render_requests",
     "render_shadow",
     "signal_queries",
+    "signal_query_applications",
     "value_problem",
 ]
 
@@ -90,6 +91,7 @@ AGREED_TAG = "agreed"
 BOOLEAN_VALUES = ("true", "false")
 
 QUANTILES: tuple[tuple[str, float], ...] = (("p50", 0.5), ("p95", 0.95), ("p99", 0.99))
+
 
 class MetricsUnavailableError(RuntimeError):
     """A metrics source cannot be used; the message is one line that says why."""
@@ -226,6 +228,15 @@ class BatchSpec:
     burn_windows_s: tuple[int, ...] = ()
 
 
+def _bucket_shards(spec: BatchSpec, shard_apps: int) -> dict[str, tuple[str, ...]]:
+    """The latency-bucket queries' names and the applications each covers."""
+    apps = spec.applications
+    if shard_apps > 0 and len(apps) > shard_apps:
+        shards = [apps[i : i + shard_apps] for i in range(0, len(apps), shard_apps)]
+        return {f"bucket#{i}": shard for i, shard in enumerate(shards)}
+    return {"bucket": apps}
+
+
 def signal_queries(spec: BatchSpec, shard_apps: int = 0) -> dict[str, str]:
     """One query per signal, each for every application of ``spec`` (``sum by``, not per pair).
 
@@ -233,26 +244,31 @@ def signal_queries(spec: BatchSpec, shard_apps: int = 0) -> dict[str, str]:
     more than their sum (each ``or`` rehashes everything on its left). The latency buckets,
     by far the most series, are split into queries of ``shard_apps`` applications each (when
     positive) so that Prometheus evaluates them on several cores; those are named
-    ``bucket#0``, ``bucket#1``...
+    ``bucket#0``, ``bucket#1``... and come last, so that a reader taking the answers in this
+    order has every signal of a shard's applications once that shard's answer is in.
     """
     apps = spec.applications
     w = spec.window_s
-    if shard_apps > 0 and len(apps) > shard_apps:
-        shards = [apps[i : i + shard_apps] for i in range(0, len(apps), shard_apps)]
-        buckets = {f"bucket#{i}": render_buckets(s, w) for i, s in enumerate(shards)}
-    else:
-        buckets = {"bucket": render_buckets(apps, w)}
     return {
         "requests": render_requests(apps, w),
         **{f"burn{burn}": render_requests(apps, burn) for burn in spec.burn_windows_s},
-        **buckets,
         "in_flight": render_in_flight(apps),
         "feedback": render_feedback(apps, w),
         "shadow": render_shadow(apps, w),
         "breaker": render_breaker(apps),
         "healthy": render_healthy(apps),
         "fresh": render_freshness(apps),
+        **{
+            name: render_buckets(shard, w)
+            for name, shard in _bucket_shards(spec, shard_apps).items()
+        },
     }
+
+
+def signal_query_applications(spec: BatchSpec, shard_apps: int = 0) -> dict[str, tuple[str, ...]]:
+    """The applications each query of ``signal_queries(spec, shard_apps)`` covers."""
+    shards = _bucket_shards(spec, shard_apps)
+    return {name: shards.get(name, spec.applications) for name in signal_queries(spec, shard_apps)}
 
 
 # --------------------------------------------------------------------------- rows
@@ -283,21 +299,44 @@ class _Tally:
     buckets: list[tuple[float, float]]
 
 
+_PLAIN, _BUCKET, _TOTAL, _PART, _SKIP = range(5)
+_KEY_KINDS: dict[str, tuple[int, str, float]] = {}
+"""What each value key seen so far is (``_key_kind``); keys are few: the signals' sub-labels."""
+
+
+def _key_kind(key: str) -> tuple[int, str, float]:
+    """(kind, signal, bucket bound) of a value key: plain, bucket, total, counted part or skip."""
+    kind = _KEY_KINDS.get(key)
+    if kind is not None:
+        return kind
+    signal, _, sub = key.partition("/")
+    if not sub:
+        kind = (_PLAIN, signal, 0.0)
+    elif signal == "bucket":
+        try:
+            kind = (_BUCKET, signal, float(sub))
+        except ValueError:
+            kind = (_SKIP, signal, 0.0)
+    else:
+        kind = (_PART if sub == _COUNTED.get(signal, "error") else _TOTAL, signal, 0.0)
+    if len(_KEY_KINDS) < 10_000:
+        _KEY_KINDS[key] = kind
+    return kind
+
+
 def _tally(values: Mapping[str, float]) -> _Tally:
     tally = _Tally({}, {}, {}, [])
+    totals, parts = tally.totals, tally.parts
     for key, value in values.items():
-        signal, _, sub = key.partition("/")
-        if not sub:
+        kind, signal, bound = _KEY_KINDS.get(key) or _key_kind(key)
+        if kind == _BUCKET:
+            tally.buckets.append((bound, value))
+        elif kind == _PLAIN:
             tally.plain[signal] = value
-        elif signal == "bucket":
-            try:
-                tally.buckets.append((float(sub), value))
-            except ValueError:
-                continue
-        else:
-            tally.totals[signal] = tally.totals.get(signal, 0.0) + value
-            if sub == _COUNTED.get(signal, "error"):
-                tally.parts[signal] = tally.parts.get(signal, 0.0) + value
+        elif kind != _SKIP:
+            totals[signal] = totals.get(signal, 0.0) + value
+            if kind == _PART:
+                parts[signal] = parts.get(signal, 0.0) + value
     return tally
 
 

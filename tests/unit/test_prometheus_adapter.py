@@ -27,6 +27,7 @@ from autoops.adapters.promql import (
     MetricsUnavailableError,
     render_pair_count,
     signal_queries,
+    signal_query_applications,
 )
 from autoops.model import VersionMetrics
 from autoops.ports import MetricsQuery, MetricsReading
@@ -677,3 +678,146 @@ def test_history_gives_samples_per_pair_and_none_for_unusable_values() -> None:
     assert 'outcome="error"' in client.calls[0]
     with pytest.raises(ValueError, match="no history"):
         prom.history(QUERY, "accuracy", 0.0, 3.0, 1.0)
+
+
+# --------------------------------------------------------------------------- answers side by side
+
+
+def relabelled(app: str, scale: float) -> dict[str, list[dict[str, Any]]]:
+    """RECORDED for application ``app``, every rate and gauge times ``scale``."""
+    results = copy.deepcopy(RECORDED)
+    for name, series in results.items():
+        for item in series:
+            labels = item["metric"]
+            labels["application"] = labels["application"].replace("shop", app)
+            if name not in ("fresh", "count", "breaker", "healthy"):
+                item["value"][1] = str(float(item["value"][1]) * scale)
+    return results
+
+
+TWO_APPS = ("shop", "web")
+
+
+class Sharded:
+    """A PromClient for several applications that answers each query from its own series.
+
+    With ``hold_first``, the first signal query asked answers only once every other query has
+    been asked, so that its answer comes in after theirs.
+    """
+
+    def __init__(self, shard_apps: int, hold_first: bool = False) -> None:
+        per_app = {"shop": relabelled("shop", 1.0), "web": relabelled("web", 3.0)}
+        spec = BatchSpec(TWO_APPS, QUERY.window_s, QUERY.burn_windows_s)
+        texts = signal_queries(spec, shard_apps)
+        covers = signal_query_applications(spec, shard_apps)
+        self.answers = {
+            text: [s for app in covers[name] for s in per_app[app][name.partition("#")[0]]]
+            for name, text in texts.items()
+        }
+        self.answers[render_pair_count(TWO_APPS)] = [
+            {"metric": {"application": app}, "value": [AT, "2"]} for app in TWO_APPS
+        ]
+        self.expected = len(texts)
+        self.hold_first = hold_first
+        self.asked: list[str] = []
+        self.answered: list[str] = []
+        self._lock = threading.Lock()
+        self._all_asked = threading.Event()
+
+    def query(self, promql: str, at: float | None) -> list[dict[str, Any]]:
+        with self._lock:
+            self.asked.append(promql)
+            signal_queries_asked = len(self.asked) - 1
+            first = signal_queries_asked == 1
+            if signal_queries_asked == self.expected:
+                self._all_asked.set()
+        if self.hold_first and first:
+            assert self._all_asked.wait(10), "the other queries were not asked side by side"
+        with self._lock:
+            self.answered.append(promql)
+        return copy.deepcopy(self.answers[promql])
+
+    def query_range(self, promql: str, start: float, end: float, step_s: float) -> list[Any]:
+        raise AssertionError("no range queries here")
+
+
+def test_answers_coming_in_out_of_order_give_the_same_rows_as_one_query_per_signal() -> None:
+    web = MetricsQuery("web", "clf", window_s=10.0, burn_windows_s=(30,), stale_after_s=60.0)
+    plain = source(Sharded(shard_apps=0))[0].read_many([QUERY, web], AT)
+    client = Sharded(shard_apps=1, hold_first=True)
+    prom, _ = source(client, shard_apps=1, workers=4)
+    readings = prom.read_many([QUERY, web], AT)
+    prom.close()
+    assert client.answered != client.asked  # the first signal query's answer came in last
+    assert client.answered[-1] == client.asked[1]
+    assert readings == plain
+    shop, other = (by_pair(r)["v1"] for r in readings)
+    assert shop.request_rate == pytest.approx(10.0, rel=0.01)
+    assert other.request_rate == pytest.approx(30.0, rel=0.01)
+    assert shop.latency_p50_ms == other.latency_p50_ms == pytest.approx(50.0, rel=0.01)
+    assert (shop.healthy_replicas, other.healthy_replicas) == (2, 2)
+
+
+def test_an_empty_answer_among_answers_side_by_side_is_none_not_zero() -> None:
+    results = copy.deepcopy(RECORDED)
+    results["in_flight"] = []
+    results["feedback"] = []
+    reading = source(Recorded(results), workers=4)[0].read(QUERY, AT)
+    assert not reading.outage
+    v1 = by_pair(reading)["v1"]
+    assert v1.ongoing_requests is None
+    assert v1.accuracy is None
+    assert v1.request_rate == pytest.approx(10.0, rel=0.01)
+
+
+def test_a_failing_last_answer_is_an_outage_and_earlier_answers_problems_are_said_later() -> None:
+    results = copy.deepcopy(RECORDED)
+    results["requests"].append(UNEXPECTED[1][2])  # an unknown outcome: said once, ignored
+    down = PromError("connection refused", transient=True)
+    client = Recorded(results, failures={"bucket": [down, down]})
+    prom, _ = source(client, retries=1)
+    outage = prom.read(QUERY, AT)
+    assert outage.outage
+    assert outage.metrics == ()
+    assert outage.reason is not None and "connection refused" in outage.reason
+    assert client.calls.index("requests") < client.calls.index("bucket")
+    back = prom.read(QUERY, AT + 1)
+    assert not back.outage
+    assert set(by_pair(back)) == {"v1", "v2"}
+    assert len(back.warnings) == 1 and "unexpected labels" in back.warnings[0]
+
+
+def test_a_prometheus_on_this_host_is_asked_for_uncompressed_answers() -> None:
+    seen: list[str | None] = []
+
+    class _Headers(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen.append(self.headers.get("Accept-Encoding"))
+            body = json.dumps({"status": "success", "data": {"resultType": "vector", "result": []}})
+            data = body.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Headers)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+    try:
+        for url in (f"http://127.0.0.1:{port}", f"http://localhost:{port}"):
+            client = HttpPromClient(url, timeout_s=2.0)
+            assert client.query("vector(1)", None) == []
+            client.close()
+        chosen = HttpPromClient(f"http://127.0.0.1:{port}", headers={"accept-encoding": "gzip"})
+        chosen.query("vector(1)", None)
+        chosen.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == ["identity", "identity", "gzip"]
+    assert "Accept-Encoding" not in HttpPromClient("http://prometheus.example:9090").headers

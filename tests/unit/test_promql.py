@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -24,6 +25,7 @@ from autoops.adapters.promql import (
     render_requests,
     render_shadow,
     signal_queries,
+    signal_query_applications,
     value_problem,
 )
 from autoops.contract import LATENCY_BOUNDARIES_MS, exported_name
@@ -174,6 +176,20 @@ def test_latency_buckets_are_split_across_queries_when_there_are_many_applicatio
     assert "app-24" not in queries["bucket#0"]
 
 
+def test_bucket_shards_come_last_and_each_query_says_which_applications_it_covers() -> None:
+    apps = tuple(f"app-{i}" for i in range(25))
+    spec = BatchSpec(apps, 10.0, (300,))
+    names = list(signal_queries(spec, shard_apps=10))
+    covers = signal_query_applications(spec, shard_apps=10)
+    assert list(covers) == names
+    assert names[-3:] == ["bucket#0", "bucket#1", "bucket#2"]
+    assert covers["bucket#0"] == apps[:10] and covers["bucket#2"] == apps[20:]
+    assert all(covers[name] == apps for name in names[:-3])
+    assert signal_query_applications(BatchSpec(SHOP, 10.0)) == dict.fromkeys(
+        signal_queries(BatchSpec(SHOP, 10.0)), SHOP
+    )
+
+
 # --------------------------------------------------------------------------- quantiles
 
 # Cumulative buckets as Prometheus sees them: (upper bound, count).
@@ -221,6 +237,14 @@ def test_non_monotonic_counts_are_raised_to_the_running_maximum_like_prometheus(
 def test_several_quantiles_at_once_equal_one_at_a_time() -> None:
     levels = (0.5, 0.9, 0.99)
     assert bucket_quantiles(levels, HIST) == [bucket_quantile(q, HIST) for q in levels]
+
+
+@pytest.mark.parametrize("kind", [list, tuple, iter], ids=["list", "tuple", "iterator"])
+def test_bounds_given_twice_are_added_up_whatever_holds_the_buckets(kind: Any) -> None:
+    doubled = [(10.0, 10.0), (50.0, 40.0), (10.0, 10.0), (50.0, 40.0), (INF, 100.0)]
+    expected = bucket_quantiles((0.5, 0.9), [(10.0, 20.0), (50.0, 80.0), (INF, 100.0)])
+    assert bucket_quantiles((0.5, 0.9), kind(doubled)) == expected
+    assert expected == [pytest.approx(30.0), pytest.approx(50.0)]
 
 
 cumulative_buckets = st.lists(
@@ -345,3 +369,11 @@ def test_rows_are_sorted_by_version_then_region() -> None:
     pairs = {("v2", "a"): {}, ("v1", "b"): {}, ("v1", "a"): {}}
     found = build_rows("clf", 10.0, (), pairs, {})
     assert [(r.version, r.region) for r in found] == [("v1", "a"), ("v1", "b"), ("v2", "a")]
+
+
+def test_a_bucket_whose_bound_is_not_a_number_is_ignored_every_time() -> None:
+    values = {f"bucket/{bound}": count for bound, count in HIST[:-1]} | {"bucket/+Inf": 100.0}
+    clean = rows(values)
+    for _ in range(2):  # the second time from what was learnt of each key the first time
+        assert rows(values | {"bucket/big": 5.0}) == clean
+    assert clean.latency_p50_ms == pytest.approx(30.0)
