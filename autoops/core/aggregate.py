@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from autoops.core.frozen import builder
 from autoops.core.placement import unhealthy_regions
 from autoops.model import RegionSignals, Snapshot, VersionMetrics
 
@@ -22,6 +23,8 @@ class Aggregate:
     burn_windows: Mapping[int, float | None]
 
 
+_aggregate = builder(Aggregate)
+_SEQUENCES = (list, tuple)
 _EMPTY = Aggregate(None, None, None, None, None, None, {})
 _INF = float("inf")
 
@@ -38,54 +41,50 @@ def aggregate_version(rows: Iterable[VersionMetrics]) -> Aggregate:
     mean when every rate is zero). A missing rate or error ratio in any row makes the total
     missing: a partial sum would look like a healthy drop.
     """
+    rows = rows if isinstance(rows, _SEQUENCES) else tuple(rows)
+    if not rows:
+        return _EMPTY
     rate = 0.0
     rate_missing = False
     err_missing = False
     count: float | None = None
-    # (sum of value*weight, sum of weight, sum of value, n) per weighted metric
-    e_vw = e_w = e_v = 0.0
-    l_vw = l_w = l_v = 0.0
-    a_vw = a_w = a_v = 0.0
-    s_vw = s_w = s_v = 0.0
-    e_n = l_n = a_n = s_n = 0
+    # (sum of value*weight, sum of weight, whether any value) per weighted metric; the plain
+    # mean behind a zero weight is summed again only when needed (_plain_mean).
+    e_vw = e_w = l_vw = l_w = a_vw = a_w = s_vw = s_w = 0.0
+    e_any = l_any = a_any = s_any = False
     windows: dict[int, list[float]] | None = None
-    n_rows = 0
     for r in rows:
-        n_rows += 1
         w = r.request_rate
         if w is None or not 0.0 <= w < _INF:
             rate_missing = True
             w = 0.0
         else:
             rate += w
-        if valid(r.request_count):
-            count = (count or 0.0) + (r.request_count or 0.0)
+        c = r.request_count
+        if c is not None and 0.0 <= c < _INF:
+            count = (count or 0.0) + (c or 0.0)
         v = r.error_ratio
         if v is None or not 0.0 <= v < _INF:
             err_missing = True
         else:
             e_vw += v * w
             e_w += w
-            e_v += v
-            e_n += 1
+            e_any = True
         v = r.latency_p99_ms
         if v is not None and 0.0 <= v < _INF:
             l_vw += v * w
             l_w += w
-            l_v += v
-            l_n += 1
+            l_any = True
         v = r.accuracy
         if v is not None and 0.0 <= v < _INF:
             a_vw += v * w
             a_w += w
-            a_v += v
-            a_n += 1
+            a_any = True
         v = r.shadow_disagreement
         if v is not None and 0.0 <= v < _INF:
             s_vw += v * w
             s_w += w
-            s_v += v
-            s_n += 1
+            s_any = True
         if r.error_ratio_by_window:
             if windows is None:
                 windows = {}
@@ -96,21 +95,36 @@ def aggregate_version(rows: Iterable[VersionMetrics]) -> Aggregate:
                     acc[1] += w
                     acc[2] += ratio
                     acc[3] += 1
-    if n_rows == 0:
-        return _EMPTY
     burn: dict[int, float | None] = {}
     if windows:
         for window, (vw, ww, vs, n) in windows.items():
             burn[window] = vw / ww if ww > 0 else vs / n
-    return Aggregate(
-        request_rate=None if rate_missing else rate,
-        error_ratio=None if err_missing or e_n == 0 else (e_vw / e_w if e_w > 0 else e_v / e_n),
-        latency_p99_ms=None if l_n == 0 else (l_vw / l_w if l_w > 0 else l_v / l_n),
-        accuracy=None if a_n == 0 else (a_vw / a_w if a_w > 0 else a_v / a_n),
-        shadow_disagreement=None if s_n == 0 else (s_vw / s_w if s_w > 0 else s_v / s_n),
-        request_count=count,
-        burn_windows=burn,
+    return _aggregate(
+        None if rate_missing else rate,
+        None
+        if err_missing or not e_any
+        else (e_vw / e_w if e_w > 0 else _plain_mean([r.error_ratio for r in rows])),
+        None
+        if not l_any
+        else (l_vw / l_w if l_w > 0 else _plain_mean([r.latency_p99_ms for r in rows])),
+        None if not a_any else (a_vw / a_w if a_w > 0 else _plain_mean([r.accuracy for r in rows])),
+        None
+        if not s_any
+        else (s_vw / s_w if s_w > 0 else _plain_mean([r.shadow_disagreement for r in rows])),
+        count,
+        burn,
     )
+
+
+def _plain_mean(values: list[float | None]) -> float:
+    """The plain mean of the valid values, summed in order (the weighted mean's fallback)."""
+    total = 0.0
+    n = 0
+    for v in values:
+        if v is not None and 0.0 <= v < _INF:
+            total += v
+            n += 1
+    return total / n
 
 
 def rows_by_version(
@@ -175,6 +189,15 @@ def error_noise(
     return float(NOISE_Z * variance**0.5)
 
 
+def _any_over(rows: tuple[VersionMetrics, ...], error_limit: float) -> bool:
+    """Whether any row's error ratio is over the limit."""
+    for row in rows:
+        ratio = row.error_ratio
+        if ratio is not None and ratio > error_limit:
+            return True
+    return False
+
+
 def degraded_regions(
     snapshot: Snapshot, error_limit: float, signals: Mapping[str, RegionSignals]
 ) -> dict[str, str]:
@@ -184,12 +207,13 @@ def degraded_regions(
     theirs by more than sampling noise: a fleet-wide fault, which crosses the limit in one
     region a pass before another, is not blamed on a region.
     """
-    reasons: dict[str, str] = dict.fromkeys(
-        unhealthy_regions(signals), "region marked unhealthy by the health signal"
+    unhealthy = unhealthy_regions(signals)
+    reasons: dict[str, str] = (
+        dict.fromkeys(unhealthy, "region marked unhealthy by the health signal")
+        if unhealthy
+        else {}
     )
-    if not any(
-        row.error_ratio is not None and row.error_ratio > error_limit for row in snapshot.metrics
-    ):
+    if not _any_over(snapshot.metrics, error_limit):
         return reasons
     by_region: dict[str, list[VersionMetrics]] = {}
     for row in snapshot.metrics:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from functools import lru_cache
 
 from autoops.core.aggregate import aggregate_version, error_noise, rows_by_version
+from autoops.core.frozen import builder
 from autoops.core.state import Phase, RolloutState
 from autoops.model import (
     Action,
@@ -56,6 +58,10 @@ class RolloutStep:
     shadow_fraction: float = 0.0
     pending: tuple[tuple[str, Action], ...] = ()
     """(approval id, action) pairs waiting for a human."""
+
+
+_step = builder(RolloutStep)
+_analysis = builder(Analysis)
 
 
 def approval_id(policy: Policy, action: Action) -> str:
@@ -127,7 +133,7 @@ def analyse(
         if cand.shadow_disagreement is None:
             if failures:
                 return _verdict(failures, fleet, critical, evidence)
-            return Analysis(Check.INCONCLUSIVE, ("no shadow comparison data yet",), evidence)
+            return _analysis(Check.INCONCLUSIVE, ("no shadow comparison data yet",), evidence)
         evidence["canary.shadow_disagreement"] = cand.shadow_disagreement
         if cand.shadow_disagreement > rollout.max_shadow_disagreement:
             failures.append(
@@ -141,13 +147,13 @@ def analyse(
     if cand.error_ratio is None or cand.request_rate is None:
         if failures:
             return _verdict(failures, fleet, critical, evidence)
-        return Analysis(
+        return _analysis(
             Check.INCONCLUSIVE, ("no canary metrics (missing data is not a pass)",), evidence
         )
     if cand.request_count is not None and cand.request_count < rollout.min_requests:
         if failures:
             return _verdict(failures, fleet, critical, evidence)
-        return Analysis(
+        return _analysis(
             Check.INCONCLUSIVE,
             (f"{cand.request_count:.0f} canary requests < {rollout.min_requests} needed",),
             evidence,
@@ -246,7 +252,7 @@ def analyse(
         evidence[f"canary.burn.{long_w}s"] = c_long
         evidence[f"canary.burn.{short_w}s"] = c_short
         if c_long is None or c_short is None:
-            return Analysis(
+            return _analysis(
                 Check.INCONCLUSIVE,
                 (f"no error ratio over the {long_w}s/{short_w}s burn-rate windows",),
                 evidence,
@@ -275,10 +281,10 @@ def _verdict(
 ) -> Analysis:
     """The analysis from what failed: the canary's failures first, then fleet-wide faults."""
     if failures:
-        return Analysis(Check.CRITICAL if critical else Check.FAIL, tuple(failures), evidence)
+        return _analysis(Check.CRITICAL if critical else Check.FAIL, tuple(failures), evidence)
     if fleet:
-        return Analysis(Check.FLEET, tuple(fleet), evidence)
-    return Analysis(Check.PASS, ("canary within every limit",), evidence)
+        return _analysis(Check.FLEET, tuple(fleet), evidence)
+    return _analysis(Check.PASS, ("canary within every limit",), evidence)
 
 
 def stable_traffic(stable: str) -> dict[str, float]:
@@ -293,7 +299,14 @@ def step_traffic(policy: Policy, stable: str, canary: str, step: int) -> dict[st
     weight = policy.rollout.steps[step] / 100.0
     if weight >= 1.0:
         return {canary: 1.0}
-    return {stable: round(1.0 - weight, 6), canary: round(weight, 6)}
+    stable_weight, canary_weight = _step_weights(weight)
+    return {stable: stable_weight, canary: canary_weight}
+
+
+@lru_cache(maxsize=256)
+def _step_weights(weight: float) -> tuple[float, float]:
+    """(stable, canary) weights of a canary step, rounded (memoised: a policy has few steps)."""
+    return round(1.0 - weight, 6), round(weight, 6)
 
 
 def _candidate(snapshot: Snapshot, state: RolloutState, stable: str) -> str | None:
@@ -301,6 +314,22 @@ def _candidate(snapshot: Snapshot, state: RolloutState, stable: str) -> str | No
         if version != stable and version not in state.rejected_versions:
             return version
     return None
+
+
+def idle_stable(state: RolloutState, snapshot: Snapshot, metrics_ok: bool) -> str | None:
+    """The stable version when ``progress`` leaves this rollout as it is, else None.
+
+    That is an idle rollout on a known stable version with no new version to roll out (or no
+    usable metrics to start one on). Its step has no action, reason, evidence or mirror, the
+    same state, and all traffic on the stable version: the common case, which ``decide`` takes
+    without building the step.
+    """
+    stable = state.stable_version
+    if state.phase is not Phase.IDLE or stable is None:
+        return None
+    if metrics_ok and _candidate(snapshot, state, stable) is not None:
+        return None
+    return stable
 
 
 def progress(
@@ -320,7 +349,7 @@ def progress(
         applied = snapshot.applied.traffic
         stable = max(applied, key=lambda v: (applied[v], v)) if applied else None
     if stable is None:
-        return RolloutStep((), ("no stable version known",), {}, state, {})
+        return _step((), ("no stable version known",), {}, state, {})
     if state.stable_version != stable:
         state = replace(state, stable_version=stable)
     actions: list[Action] = []
@@ -329,7 +358,7 @@ def progress(
     if state.phase is Phase.IDLE:
         canary = _candidate(snapshot, state, stable)
         if canary is None or not metrics_ok:
-            return RolloutStep((), (), {}, state, stable_traffic(stable))
+            return _step((), (), {}, state, stable_traffic(stable))
         state = replace(
             state,
             phase=Phase.PROGRESSING,
@@ -353,7 +382,7 @@ def progress(
     canary = state.canary_version
     if canary is None or canary not in snapshot.applied.versions:
         gone = replace(state, phase=Phase.IDLE, canary_version=None, step=-1, failed_checks=0)
-        return RolloutStep(
+        return _step(
             (),
             (f"canary {canary} is no longer deployed: rollout ended",),
             {},
@@ -367,7 +396,7 @@ def progress(
             and state.phase is Phase.PROGRESSING
         ):
             paused = replace(state, phase=Phase.PAUSED)
-            return RolloutStep(
+            return _step(
                 (Hold("metrics outage: canary paused, all traffic on stable"),),
                 ("metrics outage: falling back to the stable version until metrics return",),
                 {},
@@ -471,7 +500,7 @@ def progress(
             step=-1,
             rejected_versions=(*state.rejected_versions, canary),
         )
-        return RolloutStep(
+        return _step(
             (Alert("info", f"shadow version {canary} passed analysis"),),
             tuple(reasons),
             evidence,
@@ -496,7 +525,7 @@ def progress(
         rejected_versions=(*state.rejected_versions, stable),
     )
     reasons.append(f"analysis passed every step: {canary} promoted to stable")
-    return RolloutStep((promote,), tuple(reasons), evidence, promoted, {canary: 1.0})
+    return _step((promote,), tuple(reasons), evidence, promoted, {canary: 1.0})
 
 
 def _fail(
@@ -523,7 +552,7 @@ def _fail(
     if remedy == "pause":
         paused = replace(state, phase=Phase.PAUSED)
         reasons.append(f"canary {canary} failed ({why}); policy says pause on stable")
-        return RolloutStep(
+        return _step(
             (Alert("critical", f"canary {canary} paused: {why}"),),
             tuple(reasons),
             evidence,
@@ -548,7 +577,7 @@ def _fail(
         rejected_versions=(*state.rejected_versions, canary),
     )
     reasons.append(f"canary {canary} rolled back to {stable}: {why}")
-    return RolloutStep(
+    return _step(
         (rollback, Alert("critical", f"rolled back {canary} to {stable}: {why}")),
         tuple(reasons),
         evidence,
@@ -589,7 +618,7 @@ def _with_traffic(
     stable = state.stable_version or ""
     canary = state.canary_version
     if canary is None or state.phase is Phase.IDLE:
-        return RolloutStep(actions, reasons, evidence, state, stable_traffic(stable))
+        return _step(actions, reasons, evidence, state, stable_traffic(stable))
     traffic = step_traffic(policy, stable, canary, state.step)
     shadow_version: str | None = None
     shadow_fraction = 0.0
@@ -598,4 +627,4 @@ def _with_traffic(
         shadow_fraction = policy.rollout.steps[max(state.step, 0)] / 100.0
     if state.phase is Phase.PAUSED:
         traffic = stable_traffic(stable)
-    return RolloutStep(actions, reasons, evidence, state, traffic, shadow_version, shadow_fraction)
+    return _step(actions, reasons, evidence, state, traffic, shadow_version, shadow_fraction)

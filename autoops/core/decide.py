@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import lru_cache
 
 from autoops.core.aggregate import (
     aggregate_version,
@@ -12,13 +13,14 @@ from autoops.core.aggregate import (
     rows_by_version,
     total_rate,
 )
-from autoops.core.canary import RolloutStep, progress
+from autoops.core.canary import RolloutStep, idle_stable, progress, stable_traffic
+from autoops.core.frozen import builder
 from autoops.core.guards import (
     GuardInput,
     apply_guards,
     cap_shift,
     drop_unchanged,
-    replica_cost,
+    replica_cost_shown,
 )
 from autoops.core.moves import MovePlan, Warming, plan_move
 from autoops.core.placement import Placement, objective_of, place, signal_map, split_replicas
@@ -29,7 +31,7 @@ from autoops.core.scaling import (
     decide_scaling,
     scaling_load,
 )
-from autoops.core.state import ControllerState, DecisionContext, Phase
+from autoops.core.state import ControllerState, DecisionContext, Phase, ScalingState
 from autoops.model import (
     MUTATING_KINDS,
     Action,
@@ -48,23 +50,97 @@ from autoops.model import (
     Snapshot,
     Verdict,
 )
-from autoops.policy.schema import Policy
+from autoops.policy.schema import Degradation, Intent, Policy, Scaling
+from autoops.regions.model import RegionCatalogue
 
 HOUR_S = 3600.0
 Evidence = dict[str, float | str | None]
 
 
+_controller_state = builder(ControllerState)
+_scaling_state = builder(ScalingState)
+_decision = builder(Decision)
+_guard_input = builder(GuardInput)
+
+
 def metrics_usable(policy: Policy, snapshot: Snapshot, now: float) -> tuple[bool, str | None]:
     """Whether the snapshot's metrics can be trusted, and why not when they cannot."""
+    return _usable(snapshot, now, policy.remediations.metrics_stale_after_s)
+
+
+def _usable(snapshot: Snapshot, now: float, limit: float) -> tuple[bool, str | None]:
+    """``metrics_usable`` with the policy's staleness limit already read."""
     if snapshot.metrics_outage:
         return False, f"metrics outage: {snapshot.outage_reason or 'metrics source failing'}"
     if not snapshot.metrics:
         return False, "no metrics for the target (missing data is not healthy data)"
     last = snapshot.last_metrics_at
-    limit = policy.remediations.metrics_stale_after_s
     if last is not None and now - last > limit:
         return False, f"metrics are {now - last:.0f}s old (stale after {limit:g}s)"
     return True, None
+
+
+@dataclass(frozen=True, slots=True)
+class _Rules:
+    """The policy values every pass reads, read once per policy: plain attributes are read
+    several times faster than a pydantic model's, and a fleet shares a few policies."""
+
+    policy: Policy
+    stale_after_s: float
+    error_rate: float
+    allowed_regions: tuple[str, ...]
+    history_points: int
+    scaling: Scaling
+    intent: Intent
+    latency_slo_ms: float
+    min_replicas: int
+    max_replicas: int
+    target_ongoing: float
+    budget: float | None
+    degradation: Degradation
+    cascade_enabled: bool
+    normal_threshold: float
+    dry_run: bool
+    require_approval: frozenset[str]
+
+
+def _read_rules(policy: Policy) -> _Rules:
+    """The values ``decide`` reads from a policy on every pass."""
+    scaling = policy.scaling
+    return _Rules(
+        policy,
+        policy.remediations.metrics_stale_after_s,
+        policy.slo.error_rate,
+        policy.intent.allowed_regions,
+        scaling.predictive.history_points,
+        scaling,
+        policy.intent,
+        policy.slo.latency_p99_ms,
+        scaling.min_replicas,
+        scaling.max_replicas,
+        scaling.target_ongoing_requests,
+        policy.intent.budget_usd_per_hour,
+        policy.degradation,
+        policy.degradation.enabled,
+        policy.degradation.normal_threshold,
+        policy.guardrails.dry_run,
+        frozenset(policy.guardrails.require_approval),
+    )
+
+
+_RULES: dict[int, _Rules] = {}
+
+
+def _rules(policy: Policy) -> _Rules:
+    """The policy's rules, memoised by identity (the targets of a policy share its object)."""
+    hit = _RULES.get(id(policy))
+    if hit is not None and hit.policy is policy:
+        return hit
+    rules = _read_rules(policy)
+    if len(_RULES) > 1024:
+        _RULES.clear()
+    _RULES[id(policy)] = rules
+    return rules
 
 
 def _same_weights(a: Mapping[str, float], b: Mapping[str, float], tol: float = 1e-6) -> bool:
@@ -81,6 +157,30 @@ def _same_counts(a: Mapping[str, int], b: Mapping[str, int]) -> bool:
     return all(a.get(k, 0) == b.get(k, 0) for k in keys)
 
 
+_SEMANTIC = (Rollback, Promote)
+
+
+def _any_semantic(actions: Sequence[Action]) -> bool:
+    """Whether any action is a rollback or a promotion (they carry their own traffic)."""
+    return any([isinstance(action, _SEMANTIC) for action in actions])
+
+
+def _evacuated(
+    degraded: Mapping[str, str], weights: Mapping[str, float], allowed: Sequence[str]
+) -> frozenset[str]:
+    """Regions being evacuated: degraded, or outside the compliance boundary."""
+    if not degraded:
+        for region in weights:
+            if region not in allowed:
+                break
+        else:
+            return _NO_REGIONS
+    return frozenset(set(degraded) | {r for r in weights if r not in allowed})
+
+
+_NO_REGIONS: frozenset[str] = frozenset()
+
+
 def _target_region_weights(
     policy: Policy,
     applied: Mapping[str, float],
@@ -92,18 +192,19 @@ def _target_region_weights(
     if not placement.weights:
         reasons.append("placement: " + "; ".join(placement.reasons) + ": weights held")
         return dict(applied)
-    active = {r for r, w in applied.items() if w > 0}
-    if not placement.informed and active and not active & forced:
+    if not forced and placement.informed and applied == placement.weights:
+        # Already where placement wants it (the placement's weights are all positive).
+        return dict(applied)
+    active = [r for r, w in applied.items() if w > 0]
+    evacuated = sorted([r for r in active if r in forced]) if forced else []
+    if not placement.informed and active and not evacuated:
         reasons.append("placement: " + "; ".join(placement.reasons) + ": weights held")
         return dict(applied)
-    if not active or active & forced or sum(applied.values()) <= 0:
-        if active & forced:
+    if not active or evacuated or sum(applied.values()) <= 0:
+        if evacuated:
             reasons.append(
                 "rerouting away from "
-                + ", ".join(
-                    f"{r} ({placement.excluded.get(r, 'not allowed')})"
-                    for r in sorted(active & forced)
-                )
+                + ", ".join(f"{r} ({placement.excluded.get(r, 'not allowed')})" for r in evacuated)
             )
         return dict(placement.weights)
     if _same_weights(applied, placement.weights, 1e-3):
@@ -130,6 +231,7 @@ def _target_region_weights(
 
 def _cascade(
     policy: Policy,
+    rules: _Rules,
     snapshot: Snapshot,
     stable: str | None,
     pressure: str | None,
@@ -139,11 +241,11 @@ def _cascade(
 ) -> float | None:
     """The cascade threshold to run, or None to leave it alone."""
     current = snapshot.applied.cascade_threshold
-    deg = policy.degradation
-    if current is None or not deg.enabled:
+    if current is None or not rules.cascade_enabled:
         return None
-    if pressure is None and current >= deg.normal_threshold - 1e-6:
+    if pressure is None and current >= rules.normal_threshold - 1e-6:
         return None  # at full quality with nothing pressing: the floor cannot ask for more
+    deg = rules.degradation
     stable_rows = rows_by_version(snapshot).get(stable or "", [])
     accuracy = aggregate_version(stable_rows).accuracy if stable_rows else None
     evidence["stable.accuracy"] = accuracy
@@ -179,52 +281,61 @@ def _cascade(
 def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
     """Decide one pass for one target: absolute actions, reasons, evidence, and the new state."""
     policy, snapshot, state, now = ctx.policy, ctx.snapshot, ctx.state, ctx.now
+    rules = _rules(policy)
     applied = snapshot.applied
-    reasons: list[str] = []
-    evidence: Evidence = {}
-    actions: list[Action] = []
     signals = signal_map(snapshot.signals)
 
-    ok, why_not = metrics_usable(policy, snapshot, now)
+    ok, why_not = _usable(snapshot, now, rules.stale_after_s)
     degraded = (
-        degraded_regions(snapshot, policy.slo.error_rate, signals)
+        degraded_regions(snapshot, rules.error_rate, signals)
         if ok
         else {r: "region marked unhealthy" for r, s in signals.items() if s.healthy is False}
     )
-    for region, why in sorted(degraded.items()):
-        evidence[f"region.{region}.degraded"] = why
-    # Regions being evacuated: degraded, or outside the compliance boundary.
-    allowed = set(policy.intent.allowed_regions)
-    forced = frozenset(set(degraded) | {r for r in applied.region_weights if r not in allowed})
+    evidence: Evidence = (
+        {f"region.{region}.degraded": why for region, why in sorted(degraded.items())}
+        if degraded
+        else {}
+    )
+    forced = _evacuated(degraded, applied.region_weights, rules.allowed_regions)
 
     # -- rollout --------------------------------------------------------------------------
-    step: RolloutStep = progress(
-        policy, snapshot, ctx.findings, state.rollout, now, degraded, ctx.approvals, ok
-    )
-    rollout_state = step.state
-    reasons.extend(step.reasons)
-    evidence.update(step.evidence)
-    actions.extend(step.actions)
-    pending_rollout = tuple(action for _, action in step.pending)
-    semantic_traffic = any(isinstance(a, Rollback | Promote) for a in step.actions)
-    if (
-        step.traffic
-        and not semantic_traffic
-        and (
-            not _same_weights(applied.traffic, step.traffic)
-            or applied.shadow_version != step.shadow_version
-            or abs(applied.shadow_fraction - step.shadow_fraction) > 1e-6
+    rollout_state = state.rollout
+    reasons: list[str] = []
+    actions: list[Action] = []
+    pending_rollout: tuple[Action, ...] = ()
+    stable = idle_stable(rollout_state, snapshot, ok)
+    if stable is not None:
+        # What progress() returns here, without building its step: all traffic on stable.
+        traffic = stable_traffic(stable)
+        if (
+            (applied.traffic != traffic and not _same_weights(applied.traffic, traffic))
+            or applied.shadow_version is not None
+            or abs(applied.shadow_fraction) > 1e-6
+        ):
+            actions.append(SetTraffic(traffic, None, 0.0))
+    else:
+        step: RolloutStep = progress(
+            policy, snapshot, ctx.findings, rollout_state, now, degraded, ctx.approvals, ok
         )
-    ):
-        actions.append(SetTraffic(step.traffic, step.shadow_version, step.shadow_fraction))
-
-    stable = rollout_state.stable_version
-    scaling_state = append_rate(
-        state.scaling,
-        now,
-        total_rate(snapshot) if ok else None,
-        policy.scaling.predictive.history_points,
-    )
+        rollout_state = step.state
+        reasons.extend(step.reasons)
+        evidence.update(step.evidence)
+        actions.extend(step.actions)
+        if step.pending:
+            pending_rollout = tuple([action for _, action in step.pending])
+        if (
+            step.traffic
+            and not (step.actions and _any_semantic(step.actions))
+            and (
+                not _same_weights(applied.traffic, step.traffic)
+                or applied.shadow_version != step.shadow_version
+                or abs(applied.shadow_fraction - step.shadow_fraction) > 1e-6
+            )
+        ):
+            actions.append(SetTraffic(step.traffic, step.shadow_version, step.shadow_fraction))
+        stable = rollout_state.stable_version
+    rate = total_rate(snapshot) if ok else None
+    scaling_state = append_rate(state.scaling, now, rate, rules.history_points)
     current_total = sum(applied.replicas.values())
     evidence["replicas"] = current_total
 
@@ -237,7 +348,9 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
             rollout=rollout_state,
             scaling=cleared_timers(scaling_state),
         )
-        return _finish(ctx, actions, reasons, evidence, new_state, forced, False, pending_rollout)
+        return _finish(
+            ctx, rules, actions, reasons, evidence, new_state, forced, False, pending_rollout
+        )
 
     # -- findings: anomaly and drift -----------------------------------------------------------
     anomaly_scale = False
@@ -292,19 +405,18 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
                         topic=f"drift:{finding.signal}",
                     )
                 )
-    if any(isinstance(a, Promote | Rollback) for a in actions):
+    if actions and _any_semantic(actions):
         # Promoted: the retrained version is stable now. Rolled back: drift that goes on may
         # ask for another retraining (on fresher labels) instead of waiting forever.
         retrain_state = (None, None)
 
     # -- scaling ------------------------------------------------------------------------------
     load, complete = scaling_load(snapshot)
-    rate = total_rate(snapshot)
     evidence["load"] = load
     evidence["request_rate"] = rate
     ready = applied.ready_replicas
     verdict: ScalingVerdict = decide_scaling(
-        policy.scaling,
+        rules.scaling,
         scaling_state,
         now,
         load,
@@ -321,7 +433,7 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
         reasons.append(f"scaling: {verdict.reason}")
 
     # -- placement ----------------------------------------------------------------------------
-    placement = place(policy.intent, policy.slo.latency_p99_ms, ctx.catalogue, signals, degraded)
+    placement = place(rules.intent, rules.latency_slo_ms, ctx.catalogue, signals, degraded)
     region_weights = _target_region_weights(
         policy, applied.region_weights, placement, forced, reasons
     )
@@ -332,8 +444,7 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
     warming: Warming = ()
     move: MovePlan | None = None
     if not _same_weights(region_weights, applied.region_weights, 1e-4):
-        evacuating = forced & {r for r, w in applied.region_weights.items() if w > 0}
-        if evacuating:
+        if forced and forced & {r for r, w in applied.region_weights.items() if w > 0}:
             actions.append(SetRegionWeights(region_weights))
         else:
             # The blast-radius guard moves only part of the traffic this tick: replicas must
@@ -360,14 +471,17 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
                 reasons.append(move.reason)
             region_weights, warming = dict(move.weights), move.warming
 
+    costed: tuple[float, float] | None = None
     if move is not None:
         replicas_target = move.replicas
     elif region_weights:
-        replicas_target = split_replicas(desired_total, region_weights)
+        split, cost, shown = _sized(desired_total, tuple(region_weights.items()), ctx.catalogue)
+        replicas_target = dict(split)
+        costed = (cost, shown)
     else:
         replicas_target = dict(applied.replicas)
     if not _same_counts(replicas_target, applied.replicas) or not (
-        policy.scaling.min_replicas <= current_total <= policy.scaling.max_replicas
+        rules.min_replicas <= current_total <= rules.max_replicas
     ):
         actions.append(SetReplicas(replicas_target))
 
@@ -375,20 +489,21 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
     pressure: str | None = None
     if verdict.overloaded:
         pressure = "load needs more than max_replicas"
-    budget = policy.intent.budget_usd_per_hour
+    budget = rules.budget
     if budget is not None:
-        cost = replica_cost(replicas_target, ctx.catalogue)
-        evidence["cost_usd_per_hour"] = round(cost, 4)
+        cost, shown = costed or replica_cost_shown(replicas_target, ctx.catalogue)
+        evidence["cost_usd_per_hour"] = shown
         if cost > budget:
             pressure = pressure or f"${cost:.2f}/h over the budget ${budget:g}/h"
-    target = policy.scaling.target_ongoing_requests
+    target = rules.target_ongoing
     relaxed = load is not None and load / max(desired_total, 1) < target
-    threshold = _cascade(policy, snapshot, stable, pressure, relaxed, reasons, evidence)
-    if threshold is not None:
-        actions.append(SetCascadeThreshold(threshold))
+    if applied.cascade_threshold is not None and rules.cascade_enabled:
+        threshold = _cascade(policy, rules, snapshot, stable, pressure, relaxed, reasons, evidence)
+        if threshold is not None:
+            actions.append(SetCascadeThreshold(threshold))
 
     slo_at_risk = verdict.desired is not None and verdict.desired > current_total
-    new_state = ControllerState(
+    new_state = _controller_state(
         rollout_state,
         scaling_state,
         state.action_times,
@@ -398,11 +513,50 @@ def decide(ctx: DecisionContext) -> tuple[Decision, ControllerState]:
         warming,
         desired_total if warming else 0,
     )
-    return _finish(ctx, actions, reasons, evidence, new_state, forced, slo_at_risk, pending_rollout)
+    return _finish(
+        ctx, rules, actions, reasons, evidence, new_state, forced, slo_at_risk, pending_rollout
+    )
+
+
+@lru_cache(maxsize=4096)
+def _sized(
+    total: int, weights: tuple[tuple[str, float], ...], catalogue: RegionCatalogue
+) -> tuple[tuple[tuple[str, int], ...], float, float]:
+    """Replicas split by weight, their cost and its rounding (memoised: a fleet repeats a few)."""
+    replicas = split_replicas(total, dict(weights))
+    cost, shown = replica_cost_shown(replicas, catalogue)
+    return tuple(replicas.items()), cost, shown
+
+
+def _exempt(actions: Sequence[Action], phase: Phase) -> bool:
+    """Whether the traffic change is a rollback, a promotion, or all traffic on one version."""
+    if _any_semantic(actions):
+        return True
+    return phase is Phase.IDLE and any(
+        [
+            isinstance(a, SetTraffic) and len([w for w in a.weights.values() if w > 0]) == 1
+            for a in actions
+        ]
+    )
+
+
+def _scaled(scaling: ScalingState, now: float, direction: int) -> ScalingState:
+    """The scaling state after a replica change in ``direction`` at ``now`` (timers stopped)."""
+    return _scaling_state(
+        None,
+        None,
+        now,
+        direction,
+        scaling.rate_history,
+        scaling.trend,
+        scaling.below_peak,
+        scaling.service_s,
+    )
 
 
 def _finish(
     ctx: DecisionContext,
+    rules: _Rules,
     actions: list[Action],
     reasons: list[str],
     evidence: Evidence,
@@ -419,27 +573,21 @@ def _finish(
         if times and now - times[0] >= HOUR_S:
             times = tuple(t for t in times if now - t < HOUR_S)
             state = replace(state, action_times=times)
-        quiet = Decision(now, (), tuple(reasons), evidence, dry_run=policy.guardrails.dry_run)
+        quiet = _decision(now, (), tuple(reasons), evidence, (), (), rules.dry_run)
         return quiet, state
-    exempt = any(isinstance(a, Rollback | Promote) for a in actions) or any(
-        isinstance(a, SetTraffic)
-        and len([w for w in a.weights.values() if w > 0]) == 1
-        and state.rollout.phase is Phase.IDLE
-        for a in actions
-    )
-    guard_input = GuardInput(
-        policy=policy,
-        catalogue=ctx.catalogue,
-        now=now,
-        applied_traffic=applied.traffic,
-        applied_region_weights=applied.region_weights,
-        applied_replicas=applied.replicas,
-        action_times=state.action_times,
-        last_scale_at=state.scaling.last_scale_at,
-        last_direction=state.scaling.last_direction,
-        forced_regions=forced,
-        slo_at_risk=slo_at_risk,
-        exempt_traffic=exempt,
+    guard_input = _guard_input(
+        policy,
+        ctx.catalogue,
+        now,
+        applied.traffic,
+        applied.region_weights,
+        applied.replicas,
+        state.action_times,
+        state.scaling.last_scale_at,
+        state.scaling.last_direction,
+        forced,
+        slo_at_risk,
+        _exempt(actions, state.rollout.phase),
     )
     guarded = apply_guards(actions, guard_input)
     reasons.extend(guarded.notes)
@@ -453,7 +601,7 @@ def _finish(
 
     final: list[Action] = []
     pending: list[Action] = list(rollout_pending)
-    needs = set(policy.guardrails.require_approval)
+    needs = rules.require_approval
     for action in guarded.actions:
         kind = action.kind.value
         if kind in needs and action.kind not in (ActionKind.PROMOTE, ActionKind.ROLLBACK):
@@ -473,14 +621,14 @@ def _finish(
         final = [a for a in final if a.kind not in MUTATING_KINDS]
         final.append(Hold("paused by an operator"))
         return (
-            Decision(
+            _decision(
                 now,
                 tuple(final),
                 tuple(reasons),
                 evidence,
                 tuple(guarded.changes),
                 tuple(pending),
-                policy.guardrails.dry_run,
+                rules.dry_run,
             ),
             replace(
                 ctx.state,
@@ -491,25 +639,22 @@ def _finish(
     times = state.action_times
     if times and now - times[0] >= HOUR_S:
         times = tuple(t for t in times if now - t < HOUR_S)
-    applied_count = sum(1 for a in final if a.kind in MUTATING_KINDS)
-    if applied_count:
-        times = (*times, *([now] * applied_count))
+    applied_count = 0
     scaling = state.scaling
     current_total = sum(applied.replicas.values())
-    for action in final:
-        if isinstance(action, SetReplicas) and action.total != current_total:
-            direction = 1 if action.total > current_total else -1
-            scaling = replace(
-                scaling,
-                last_scale_at=now,
-                last_direction=direction,
-                above_since=None,
-                below_since=None,
-            )
     last_region = state.last_region_change_at
-    if any(isinstance(a, SetRegionWeights) for a in final):
-        last_region = now
-    new_state = ControllerState(
+    for action in final:
+        if action.kind in MUTATING_KINDS:
+            applied_count += 1
+        if isinstance(action, SetReplicas):
+            total = action.total
+            if total != current_total:
+                scaling = _scaled(scaling, now, 1 if total > current_total else -1)
+        elif isinstance(action, SetRegionWeights):
+            last_region = now
+    if applied_count:
+        times = (*times, *([now] * applied_count))
+    new_state = _controller_state(
         state.rollout,
         scaling,
         times,
@@ -519,13 +664,13 @@ def _finish(
         state.warming,
         state.warming_fleet,
     )
-    decision = Decision(
-        time=now,
-        actions=tuple(final),
-        reasons=tuple(reasons),
-        evidence=evidence,
-        guard_changes=tuple(guarded.changes),
-        pending_approval=tuple(pending),
-        dry_run=policy.guardrails.dry_run,
+    decision = _decision(
+        now,
+        tuple(final),
+        tuple(reasons),
+        evidence,
+        tuple(guarded.changes),
+        tuple(pending),
+        rules.dry_run,
     )
     return decision, new_state

@@ -6,6 +6,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from autoops.core.frozen import builder
+
 
 @dataclass(frozen=True, slots=True)
 class TrendForecast:
@@ -59,7 +61,7 @@ class TrendSums:
         """The sums with (t_new, y_new) added and (t_old, y_old) removed, in one step."""
         t, y = t_new - self.t0, y_new - self.y0
         u, v = t_old - self.t0, y_old - self.y0
-        return TrendSums(
+        return _sums(
             self.t0,
             self.y0,
             self.n,
@@ -74,7 +76,7 @@ class TrendSums:
         """The sums with one point added (``sign=1``) or removed (``sign=-1``)."""
         t = t_abs - self.t0
         y = y_abs - self.y0
-        return TrendSums(
+        return _sums(
             self.t0,
             self.y0,
             self.n + sign,
@@ -86,6 +88,9 @@ class TrendSums:
         )
 
 
+_sums = builder(TrendSums)
+
+
 def trend_from_sums(
     sums: TrendSums, t_last: float, horizon_s: float, min_t_stat: float = 3.0
 ) -> TrendForecast | None:
@@ -93,18 +98,19 @@ def trend_from_sums(
     n = sums.n
     if n < 4:
         return None
-    line = _line(n, sums.st, sums.sy, sums.stt, sums.sty, sums.syy)
-    if line is None:
+    st, sy, syy = sums.st, sums.sy, sums.syy
+    fit = _fit(n, st, sy, sums.stt, sums.sty, syy)
+    if fit is None:
         return None
-    slope, intercept, residual, sxx = line
-    if residual <= 1e-12 * max(sums.syy, 1e-12):
+    slope, residual, sxx = fit
+    if residual <= 1e-12 * _at_least(syy, 1e-12):
         t_stat = math.copysign(math.inf, slope) if slope != 0 else 0.0
     else:
         se = math.sqrt(residual / (n - 2) / sxx)
         t_stat = slope / se if se > 0 else 0.0
     if abs(t_stat) < min_t_stat:
         return None
-    level = sums.y0 + intercept + slope * (t_last - sums.t0)
+    level = sums.y0 + _intercept(n, st, sy, slope) + slope * (t_last - sums.t0)
     return TrendForecast(
         value=max(0.0, level + slope * horizon_s), slope=slope, t_stat=t_stat, level=level
     )
@@ -121,20 +127,39 @@ NOISE_FLOOR = 0.005
 """The rate noise assumed at least (relative): exactly flat points are not noiseless data."""
 
 
-def _line(
+def _at_least(value: float, floor: float) -> float:
+    """``max(value, floor)`` without the call (the same value, NaN included)."""
+    return floor if floor > value else value
+
+
+def _fit(
     n: int, st: float, sy: float, stt: float, sty: float, syy: float
-) -> tuple[float, float, float, float] | None:
-    """(slope, intercept, residual sum of squares, Sxx) of a least-squares line from its sums;
-    None for fewer than 3 points or no spread in time."""
+) -> tuple[float, float, float] | None:
+    """(slope, residual sum of squares, Sxx) of a least-squares line from its sums; None for
+    fewer than 3 points or no spread in time (its intercept: ``_intercept``)."""
     if n < 3:
         return None
     sxx = stt - st * st / n
-    if sxx <= 1e-9 * max(stt, 1.0):
+    if sxx <= 1e-9 * _at_least(stt, 1.0):
         return None
     sxy = sty - st * sy / n
     slope = sxy / sxx
-    intercept = sy / n - slope * st / n
-    return slope, intercept, max(syy - sy * sy / n - slope * sxy, 0.0), sxx
+    return slope, _at_least(syy - sy * sy / n - slope * sxy, 0.0), sxx
+
+
+def _slope(n: int, st: float, sy: float, stt: float, sty: float) -> tuple[float, float] | None:
+    """(slope, Sxx) of the least-squares line ``_fit`` gives, without its residual."""
+    if n < 3:
+        return None
+    sxx = stt - st * st / n
+    if sxx <= 1e-9 * _at_least(stt, 1.0):
+        return None
+    return (sty - st * sy / n) / sxx, sxx
+
+
+def _intercept(n: int, st: float, sy: float, slope: float) -> float:
+    """The intercept of the least-squares line of slope ``slope`` through these sums."""
+    return sy / n - slope * st / n
 
 
 def onset_forecast(
@@ -157,32 +182,37 @@ def onset_forecast(
     if len(points) < recent + 6 or sums.n != len(points) or recent < 3:
         return None
     newest = points[-recent:]
+    t0, y0 = sums.t0, sums.y0
     nt = ny = ntt = nty = nyy = 0.0
     for t_abs, y_abs in newest:
-        t, y = t_abs - sums.t0, y_abs - sums.y0
+        t, y = t_abs - t0, y_abs - y0
         nt += t
         ny += y
         ntt += t * t
         nty += t * y
         nyy += y * y
-    n = sums.n - recent
-    before = _line(n, sums.st - nt, sums.sy - ny, sums.stt - ntt, sums.sty - nty, sums.syy - nyy)
-    if before is None:
-        return None
-    slope_before, intercept_before, residual_before, sxx_before = before
-    var = max(residual_before / (n - 2), (NOISE_FLOOR * (ny / recent + sums.y0)) ** 2, 1e-12)
-    margin = ONSET_RISE * math.sqrt(var) + intercept_before + sums.y0
-    for t_abs, y_abs in newest[-2:]:
-        if y_abs < margin + slope_before * (t_abs - sums.t0):
-            return None
-    now = _line(recent, nt, ny, ntt, nty, nyy)
+    noise_floor = (NOISE_FLOOR * (ny / recent + y0)) ** 2
+    # The newest points' own slope first: it is cheap, and a flat series ends here half the
+    # time. The tests below are pure, so their order does not change the answer.
+    now = _slope(recent, nt, ny, ntt, nty)
     if now is None or now[0] <= 0:
         return None
-    slope, intercept = now[0], now[1]
-    z = (slope - slope_before) / math.sqrt(var / now[3] + var / sxx_before)
+    slope, sxx_now = now
+    n = sums.n - recent
+    st_before, sy_before = sums.st - nt, sums.sy - ny
+    before = _fit(n, st_before, sy_before, sums.stt - ntt, sums.sty - nty, sums.syy - nyy)
+    if before is None:
+        return None
+    slope_before, residual_before, sxx_before = before
+    var = _at_least(_at_least(residual_before / (n - 2), noise_floor), 1e-12)
+    margin = ONSET_RISE * math.sqrt(var) + _intercept(n, st_before, sy_before, slope_before) + y0
+    for t_abs, y_abs in newest[-2:]:
+        if y_abs < margin + slope_before * (t_abs - t0):
+            return None
+    z = (slope - slope_before) / math.sqrt(var / sxx_now + var / sxx_before)
     if z < min_z:
         return None
-    level = sums.y0 + intercept + slope * (newest[-1][0] - sums.t0)
+    level = sums.y0 + _intercept(recent, nt, ny, slope) + slope * (newest[-1][0] - sums.t0)
     return TrendForecast(
         value=max(0.0, level + slope * horizon_s), slope=slope, t_stat=z, level=level
     )

@@ -203,14 +203,21 @@ def cooldown(result: GuardResult, g: GuardInput) -> None:
 # --------------------------------------------------------------------------- 3. rate limit
 
 
+def _priority(action: Action) -> int:
+    """Where an action stands in the rate limit's safety-first order."""
+    return PRIORITY[action.kind]
+
+
 def rate_limit(result: GuardResult, g: GuardInput) -> None:
     """At most ``max_actions_per_hour`` changes per hour; safety-first order when over."""
     limit = g.policy.guardrails.max_actions_per_hour
-    recent = sum(1 for t in g.action_times if g.now - t < HOUR_S)
+    now = g.now
+    recent = len([t for t in g.action_times if now - t < HOUR_S])
     allowed = max(limit - recent, 0)
-    mutating = sorted(
-        (a for a in result.actions if a.kind in MUTATING_KINDS), key=lambda a: PRIORITY[a.kind]
-    )
+    mutating = [a for a in result.actions if a.kind in MUTATING_KINDS]
+    if len(mutating) <= allowed:
+        return
+    mutating.sort(key=_priority)
     keep_ids = {id(a) for a in mutating[:allowed]}
     dropped = [a for a in mutating if id(a) not in keep_ids]
     if not dropped:
@@ -247,11 +254,15 @@ def blast_radius(result: GuardResult, g: GuardInput) -> None:
     for action in result.actions:
         new: Action = action
         if isinstance(action, SetTraffic) and not g.exempt_traffic:
-            new = replace(action, weights=cap_shift(action.weights, g.applied_traffic, max_shift))
+            new = SetTraffic(
+                cap_shift(action.weights, g.applied_traffic, max_shift),
+                action.shadow_version,
+                action.shadow_fraction,
+            )
         elif isinstance(action, SetRegionWeights):
             if not (g.forced_regions & {r for r, w in g.applied_region_weights.items() if w > 0}):
-                new = replace(
-                    action, weights=cap_shift(action.weights, g.applied_region_weights, max_shift)
+                new = SetRegionWeights(
+                    cap_shift(action.weights, g.applied_region_weights, max_shift)
                 )
         elif isinstance(action, SetReplicas) and max_step is not None:
             current = sum(g.applied_replicas.values())
@@ -262,7 +273,7 @@ def blast_radius(result: GuardResult, g: GuardInput) -> None:
                 scaling = g.policy.scaling
                 total = min(max(total, scaling.min_replicas), scaling.max_replicas)
                 new = SetReplicas(split_replicas(total, _spread(action.replicas, g)))
-        if new != action:
+        if new is not action and new != action:
             what = (
                 f"at most {max_step} replicas added or removed per step"
                 if isinstance(action, SetReplicas)
@@ -367,13 +378,21 @@ def budget_compliance(result: GuardResult, g: GuardInput) -> None:
 
 def replica_cost(replicas: Mapping[str, int], catalogue: RegionCatalogue) -> float:
     """$/h of running these replicas (catalogue replica prices)."""
+    return _cost(tuple(replicas.items()), catalogue)[0]
+
+
+def replica_cost_shown(
+    replicas: Mapping[str, int], catalogue: RegionCatalogue
+) -> tuple[float, float]:
+    """$/h of running these replicas, and the same rounded to 4 decimals (for evidence)."""
     return _cost(tuple(replicas.items()), catalogue)
 
 
 @lru_cache(maxsize=4096)
-def _cost(items: tuple[tuple[str, int], ...], catalogue: RegionCatalogue) -> float:
-    """Memoised replica cost (a fleet repeats a few replica layouts every pass)."""
-    return sum(n * catalogue[r].replica_usd_per_hour for r, n in items if n and r in catalogue)
+def _cost(items: tuple[tuple[str, int], ...], catalogue: RegionCatalogue) -> tuple[float, float]:
+    """Memoised replica cost and its rounding (a fleet repeats a few layouts every pass)."""
+    cost = sum(n * catalogue[r].replica_usd_per_hour for r, n in items if n and r in catalogue)
+    return cost, round(cost, 4)
 
 
 def _affordable(replicas: Mapping[str, int], catalogue: RegionCatalogue, budget: float) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from autoops.core.frozen import builder
 from autoops.core.guards import replica_cost
 from autoops.core.placement import split_replicas
 from autoops.model import AppliedState, VersionMetrics
@@ -35,6 +36,9 @@ class MovePlan:
     """Whether traffic moves this pass."""
     warming: Warming
     reason: str | None = None
+
+
+_plan = builder(MovePlan)
 
 
 def healthy_by_region(metrics: tuple[VersionMetrics, ...]) -> dict[str, int]:
@@ -114,16 +118,18 @@ def plan_move(
         )
     ]
     if not cold:
-        return MovePlan(step, after, True, ())
+        return _plan(step, after, True, ())
     before = split_replicas(desired, current)
     final = split_replicas(desired, target)
     warm = {**before, **{r: max(before.get(r, 0), final.get(r, 0), after[r]) for r in cold}}
-    if not _fits(policy, catalogue, warm):
+    fits = _fits(policy, catalogue, warm)
+    if not fits:
         warm = {**before, **{r: max(before.get(r, 0), after[r]) for r in cold}}
+        fits = _fits(policy, catalogue, warm)
     names = ", ".join(cold)
-    if not _fits(policy, catalogue, warm):
+    if not fits:
         # No room to run both: the move goes on as before, the replicas moving with the traffic.
-        return MovePlan(
+        return _plan(
             step,
             after,
             True,
@@ -134,7 +140,7 @@ def plan_move(
     started = tuple(
         (r, since[r] if r in since and applied.replicas.get(r, 0) >= warm[r] else now) for r in cold
     )
-    return MovePlan(
+    return _plan(
         current,
         warm,
         False,

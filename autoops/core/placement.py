@@ -53,24 +53,23 @@ def place(
     degraded: Mapping[str, str],
 ) -> Placement:
     """Rank the allowed, healthy regions by the objective and weight the best ``min_regions``."""
-    frozen = _freeze(signals)
     degraded_items = tuple(sorted(degraded.items())) if degraded else ()
-    # Targets of one policy share its Intent object: look it up by identity first, so the
-    # pydantic model is not re-hashed for every target.
-    key = (id(intent), latency_slo_ms, id(catalogue), id(frozen), degraded_items)
+    # Targets of one policy share its Intent object, and a pass's targets one signals map: look
+    # them up by identity first, so neither is re-hashed for every target.
+    key = (id(intent), latency_slo_ms, id(catalogue), id(signals), degraded_items)
     hit = _BY_IDENTITY.get(key)
-    if hit is not None and hit[0] is intent and hit[1] is catalogue and hit[2] is frozen:
+    if hit is not None and hit[0] is intent and hit[1] is catalogue and hit[2] is signals:
         return hit[3]
-    result = _place_cached(intent, latency_slo_ms, catalogue, frozen, degraded_items)
+    result = _place_cached(intent, latency_slo_ms, catalogue, _freeze(signals), degraded_items)
     if len(_BY_IDENTITY) > 1024:
         _BY_IDENTITY.clear()
-    _BY_IDENTITY[key] = (intent, catalogue, frozen, result)
+    _BY_IDENTITY[key] = (intent, catalogue, signals, result)
     return result
 
 
 _BY_IDENTITY: dict[
     tuple[int, float, int, int, tuple[tuple[str, str], ...]],
-    tuple[Intent, RegionCatalogue, _FrozenSignals, Placement],
+    tuple[Intent, RegionCatalogue, Mapping[str, RegionSignals], Placement],
 ] = {}
 
 

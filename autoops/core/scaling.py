@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from autoops.core.forecast import (
     TrendForecast,
@@ -11,6 +11,7 @@ from autoops.core.forecast import (
     onset_forecast,
     trend_from_sums,
 )
+from autoops.core.frozen import builder
 from autoops.core.state import ScalingState
 from autoops.model import Snapshot
 from autoops.policy.schema import Scaling
@@ -29,6 +30,26 @@ class ScalingVerdict:
     state: ScalingState
     overloaded: bool = False
     """Load is above the band even at the desired replicas (capacity pressure)."""
+
+
+_state = builder(ScalingState)
+_verdict = builder(ScalingVerdict)
+
+
+def _timers(
+    state: ScalingState, above_since: float | None, below_since: float | None, below_peak: float
+) -> ScalingState:
+    """The state with its stabilisation timers (and the peak below the band) replaced."""
+    return _state(
+        above_since,
+        below_since,
+        state.last_scale_at,
+        state.last_direction,
+        state.rate_history,
+        state.trend,
+        below_peak,
+        state.service_s,
+    )
 
 
 def scaling_load(snapshot: Snapshot) -> tuple[float | None, bool]:
@@ -66,17 +87,18 @@ def append_rate(state: ScalingState, now: float, rate: float | None, keep: int) 
     if rate is None:
         return state
     old = state.rate_history
-    full = len(old) >= keep
-    history = (*old[len(old) - keep + 1 :], (now, rate)) if full else (*old, (now, rate))
+    size = len(old)
+    full = size >= keep
+    history = (old[size - keep + 1 :] if full else old) + ((now, rate),)
     trend = state.trend
-    if trend is None or trend.n != len(old) or now - trend.t0 > REBASE_S or len(old) > keep:
+    if trend is None or trend.n != size or now - trend.t0 > REBASE_S or size > keep:
         trend = TrendSums.of(history)
     elif full:
         t_old, y_old = old[0]
         trend = trend.slide(now, rate, t_old, y_old)
     else:
         trend = trend.add(now, rate)
-    return ScalingState(
+    return _state(
         state.above_since,
         state.below_since,
         state.last_scale_at,
@@ -92,7 +114,44 @@ def cleared_timers(state: ScalingState) -> ScalingState:
     """The state with both stabilisation timers stopped (the same object when already stopped)."""
     if state.above_since is None and state.below_since is None:
         return state
-    return replace(state, above_since=None, below_since=None)
+    return _timers(state, None, None, state.below_peak)
+
+
+@dataclass(frozen=True, slots=True)
+class _Band:
+    """The scaling values every pass reads, read once per policy (as plain attributes)."""
+
+    scaling: Scaling
+    target: float
+    upper: float
+    lower: float
+    min_replicas: int
+    predictive: bool
+    horizon_s: float
+
+
+_BANDS: dict[int, _Band] = {}
+
+
+def _band(policy: Scaling) -> _Band:
+    """The policy's band, memoised by identity (the targets of a policy share its object)."""
+    hit = _BANDS.get(id(policy))
+    if hit is not None and hit.scaling is policy:
+        return hit
+    target = policy.target_ongoing_requests
+    band = _Band(
+        policy,
+        target,
+        target * (1 + policy.tolerance),
+        target * (1 - policy.tolerance),
+        policy.min_replicas,
+        policy.predictive.enabled,
+        policy.predictive.horizon_s,
+    )
+    if len(_BANDS) > 1024:
+        _BANDS.clear()
+    _BANDS[id(policy)] = band
+    return band
 
 
 def decide_scaling(
@@ -113,42 +172,43 @@ def decide_scaling(
     (``sizing_load``), so the queue on the ready replicas is not counted twice. ``ready``:
     replicas serving now, when the serving system says (see ``capacity_pending``).
     """
-    target = policy.target_ongoing_requests
+    band = _band(policy)
+    target = band.target
     if load is None:
         cleared = cleared_timers(state)
-        return ScalingVerdict(None, "no load data: replicas held", cleared)
+        return _verdict(None, "no load data: replicas held", cleared)
     pending = capacity_pending(policy, state, now, current, ready)
     state = learn_service_time(state, load, rate, current, target, pending)
     sized = sizing_load(state, load, rate, pending)
-    capacity = max(current, 1)
+    capacity = current if current > 1 else 1
     per_replica = load / capacity
-    upper = target * (1 + policy.tolerance)
-    lower = target * (1 - policy.tolerance)
+    upper = band.upper
+    lower = band.lower
 
-    outlook = rate_forecast(policy, state) if rate and rate > 0 else None
+    outlook = _forecast(band.horizon_s, state) if band.predictive and rate and rate > 0 else None
     predicted_load = outlook.forecast.value * (sized / rate) if outlook and rate else None
     if outlook is not None and predicted_load is not None:
         predicted_need = math.ceil(predicted_load / target)
         if predicted_load / capacity > upper and predicted_need > current:
-            return ScalingVerdict(
+            return _verdict(
                 predicted_need,
                 f"{outlook.describe()} needs {predicted_need} replicas for "
                 f"{predicted_load:.1f} in flight",
-                replace(state, above_since=state.above_since or now, below_since=None),
+                _timers(state, state.above_since or now, None, state.below_peak),
                 overloaded=predicted_need > policy.max_replicas,
             )
 
     if per_replica > upper or (current == 0 and load > 0):
         return _scale_up(policy, state, now, load, sized, current)
-    if per_replica < lower and current > policy.min_replicas:
+    if per_replica < lower and current > band.min_replicas:
         if not load_complete:
             cleared = cleared_timers(state)
-            return ScalingVerdict(None, "load data incomplete: no scale-down", cleared)
+            return _verdict(None, "load data incomplete: no scale-down", cleared)
         if math.ceil(load / target) < current:
             return _scale_down(policy, state, now, load, current, predicted_load)
     # The steady case runs every pass for every target: its reason is a constant (the
     # decision's evidence carries the numbers).
-    return ScalingVerdict(None, IN_BAND, cleared_timers(state))
+    return _verdict(None, IN_BAND, cleared_timers(state))
 
 
 def _scale_up(
@@ -162,11 +222,11 @@ def _scale_up(
     target = policy.target_ongoing_requests
     needed = math.ceil(sized / target) if sized > 0 else 0
     above = state.above_since if state.above_since is not None else now
-    new_state = replace(state, above_since=above, below_since=None)
+    new_state = _timers(state, above, None, state.below_peak)
     waited = now - above
     overloaded = needed > policy.max_replicas
     if waited < policy.upscale_stabilization_s:
-        return ScalingVerdict(
+        return _verdict(
             None,
             f"load above the band for {waited:.0f}s of {policy.upscale_stabilization_s:g}s",
             new_state,
@@ -179,10 +239,8 @@ def _scale_up(
     if sized < load:
         why += f", {load - sized:.1f} of them queued for the replicas starting"
         if needed <= current:
-            return ScalingVerdict(None, f"{why}: held", new_state)
-    return ScalingVerdict(
-        needed, f"{why}: {needed} replicas needed", new_state, overloaded=overloaded
-    )
+            return _verdict(None, f"{why}: held", new_state)
+    return _verdict(needed, f"{why}: {needed} replicas needed", new_state, overloaded=overloaded)
 
 
 def capacity_pending(
@@ -225,8 +283,7 @@ def learn_service_time(
     observed = load / rate
     old = state.service_s
     value = observed if old is None else old + SERVICE_EWMA * (observed - old)
-    # Every pass takes this path: built by position, a little faster than replace().
-    return ScalingState(
+    return _state(
         state.above_since,
         state.below_since,
         state.last_scale_at,
@@ -285,13 +342,17 @@ def rate_forecast(policy: Scaling, state: ScalingState) -> RateOutlook | None:
     """
     if not policy.predictive.enabled:
         return None
+    return _forecast(policy.predictive.horizon_s, state)
+
+
+def _forecast(horizon: float, state: ScalingState) -> RateOutlook | None:
+    """``rate_forecast`` of an enabled forecast looking ``horizon`` seconds ahead."""
     history = state.rate_history
     if len(history) < 4:
         return None
     sums = state.trend
     if sums is None or sums.n != len(history):
         sums = TrendSums.of(history)
-    horizon = policy.predictive.horizon_s
     best: RateOutlook | None = None
     trend = trend_from_sums(sums, history[-1][0], horizon)
     if trend is not None and trend.slope > 0:
@@ -328,10 +389,10 @@ def _scale_down(
     below = state.below_since
     peak = load if below is None else max(state.below_peak, load)
     below = now if below is None else below
-    new_state = replace(state, above_since=None, below_since=below, below_peak=peak)
+    new_state = _timers(state, None, below, peak)
     waited = now - below
     if waited < policy.downscale_stabilization_s:
-        return ScalingVerdict(
+        return _verdict(
             None,
             f"load below the band for {waited:.0f}s of {policy.downscale_stabilization_s:g}s",
             new_state,
@@ -346,8 +407,6 @@ def _scale_down(
         desired = math.ceil(predicted_load / target)
         why += f", but the rate rises: {predicted_load:.1f} in flight forecast"
     if desired >= current:
-        restarted = replace(new_state, below_since=now, below_peak=load)
-        return ScalingVerdict(None, f"{why}: {desired} replicas needed, none removed", restarted)
-    return ScalingVerdict(
-        desired, f"{why}: {desired} replicas (at most {headroom:.2f} each)", new_state
-    )
+        restarted = _timers(new_state, new_state.above_since, now, load)
+        return _verdict(None, f"{why}: {desired} replicas needed, none removed", restarted)
+    return _verdict(desired, f"{why}: {desired} replicas (at most {headroom:.2f} each)", new_state)
