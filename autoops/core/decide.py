@@ -597,6 +597,7 @@ def _finish(
         applied.region_weights,
         applied.replicas,
         applied.cascade_threshold,
+        applied.shadow_version if applied.shadow_fraction > 0 else None,
     )
 
     final: list[Action] = []

@@ -429,8 +429,13 @@ def drop_unchanged(
     region_weights: Mapping[str, float],
     replicas: Mapping[str, int],
     cascade: float | None,
+    shadow_version: str | None = None,
 ) -> list[Action]:
-    """Leave out changes that a guard turned into what is already applied (no-op actions)."""
+    """Leave out changes that a guard turned into what is already applied (no-op actions).
+
+    ``shadow_version``: the version mirrored now, if any; a traffic change that keeps the
+    weights but ends that mirror is not a no-op.
+    """
     out: list[Action] = []
     for action in actions:
         if isinstance(action, SetReplicas) and _same(action.replicas, replicas, 0):
@@ -440,6 +445,7 @@ def drop_unchanged(
         if (
             isinstance(action, SetTraffic)
             and action.shadow_version is None
+            and shadow_version is None
             and _same(action.weights, traffic, 1e-6)
         ):
             continue

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from autoops.core.decide import decide
@@ -13,6 +15,7 @@ from autoops.model import (
     Retrain,
     SetCascadeThreshold,
     SetReplicas,
+    SetTraffic,
     Verdict,
 )
 from tests.unit.fakes import applied, context, make_policy, row, snapshot
@@ -203,3 +206,20 @@ def test_drift_that_goes_on_after_the_retrained_version_is_rolled_back_retrains_
         t += 5.0
     assert rolled_back, "the failing retrained canary was rolled back"
     assert len(retrains) == 2
+
+
+def test_a_mirror_left_on_with_no_rollout_is_switched_off() -> None:
+    """A shadow mirror with nothing being rolled out is ended, even with the weights unchanged."""
+    policy = make_policy()
+    world = replace(
+        applied(traffic={"v1": 1.0}),  # v2 no longer deployed: nothing to roll out
+        shadow_version="v2",
+        shadow_fraction=0.2,
+    )
+    state = ControllerState()
+    snap = snapshot(0, (row("v1"),), world)
+    decision, state = decide(context(0, snap, policy, state))
+    traffic = [a for a in decision.actions if isinstance(a, SetTraffic)]
+    assert traffic, decision.reasons
+    assert traffic[-1].shadow_version is None
+    assert traffic[-1].weights.get("v1") == 1.0
