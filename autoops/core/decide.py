@@ -621,28 +621,33 @@ def _finish(
             )
         final = [a for a in final if a.kind not in MUTATING_KINDS]
         final.append(Hold("paused by an operator"))
-        return (
-            _decision(
-                now,
-                tuple(final),
-                tuple(reasons),
-                evidence,
-                tuple(guarded.changes),
-                tuple(pending),
-                rules.dry_run,
-            ),
-            replace(
-                ctx.state,
-                scaling=replace(ctx.state.scaling, rate_history=state.scaling.rate_history),
-            ),
+        new_state = replace(
+            ctx.state,
+            scaling=replace(ctx.state.scaling, rate_history=state.scaling.rate_history),
         )
+    else:
+        new_state = _recorded(state, final, now, sum(applied.replicas.values()))
+    decision = _decision(
+        now,
+        tuple(final),
+        tuple(reasons),
+        evidence,
+        tuple(guarded.changes),
+        tuple(pending),
+        rules.dry_run,
+    )
+    return decision, new_state
 
+
+def _recorded(
+    state: ControllerState, final: list[Action], now: float, current_total: int
+) -> ControllerState:
+    """The state once ``final`` is applied: action times, scaling direction, region change."""
     times = state.action_times
     if times and now - times[0] >= HOUR_S:
         times = tuple(t for t in times if now - t < HOUR_S)
     applied_count = 0
     scaling = state.scaling
-    current_total = sum(applied.replicas.values())
     last_region = state.last_region_change_at
     for action in final:
         if action.kind in MUTATING_KINDS:
@@ -655,7 +660,7 @@ def _finish(
             last_region = now
     if applied_count:
         times = (*times, *([now] * applied_count))
-    new_state = _controller_state(
+    return _controller_state(
         state.rollout,
         scaling,
         times,
@@ -665,13 +670,3 @@ def _finish(
         state.warming,
         state.warming_fleet,
     )
-    decision = _decision(
-        now,
-        tuple(final),
-        tuple(reasons),
-        evidence,
-        tuple(guarded.changes),
-        tuple(pending),
-        rules.dry_run,
-    )
-    return decision, new_state
